@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""Checks of user input shared by llmfleet's plugins and modules.
+
+Each check returns '' when the value is acceptable, or one sentence saying what is wrong,
+so that callers can name the host and the variable around it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import ipaddress
+import re
+import struct
+
+try:
+    from urllib.parse import urlsplit
+except ImportError:  # pragma: no cover - Python 2 targets are not supported, but sanity imports this
+    from urlparse import urlsplit  # type: ignore
+
+# OpenSSH public key types a current sshd accepts (ssh-dss is disabled since OpenSSH 7.0).
+SSH_PUBLIC_KEY_TYPES = (
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+)
+
+# Zone names end up in Prometheus labels, HAProxy server names and file names.
+ZONE_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+UNIX_NAME_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+
+def _describe(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def url_problem(value, schemes=("http", "https")):
+    """'' if value is an absolute URL with one of schemes, a host and a valid port."""
+    if not isinstance(value, str):
+        return "%s is not a string" % _describe(value)
+    if value != value.strip() or not value:
+        return "%s is empty or has surrounding spaces" % _describe(value)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        return "%s is not a URL: the scheme must be one of %s" % (_describe(value), ", ".join(schemes))
+    try:
+        port = parts.port
+    except ValueError:
+        return "%s has an invalid port" % _describe(value)
+    host = parts.hostname
+    if not host:
+        return "%s has no host" % _describe(value)
+    if host_problem(host):
+        return "%s has an invalid host %r" % (_describe(value), host)
+    if port == 0:
+        return "%s has an invalid port" % _describe(value)
+    if any(c.isspace() for c in value):
+        return "%s contains white space" % _describe(value)
+    return ""
+
+
+def host_problem(value):
+    """'' if value is an IP address or a DNS host name."""
+    if not isinstance(value, str) or not value:
+        return "%s is not a host name or address" % _describe(value)
+    if ip_address_problem(value) == "":
+        return ""
+    if re.match(r"^[0-9.]+$", value) or not HOSTNAME_PATTERN.match(value):
+        return "%s is not a host name or address" % _describe(value)
+    return ""
+
+
+def ip_address_problem(value):
+    """'' if value is an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(value if isinstance(value, str) else "")
+    except ValueError:
+        return "%s is not an IP address" % _describe(value)
+    return ""
+
+
+def zone_problem(value):
+    """'' if value is a usable zone name: lower-case letters, digits and '-', at most 32."""
+    if not isinstance(value, str) or not ZONE_PATTERN.match(value):
+        return ("%s is not a zone name: use 1 to 32 lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit" % _describe(value))
+    return ""
+
+
+def unix_name_problem(value):
+    """'' if value is a portable user or group name."""
+    if not isinstance(value, str) or not UNIX_NAME_PATTERN.match(value):
+        return "%s is not a valid user name (lower-case, starts with a letter or _, at most 32)" % _describe(value)
+    return ""
+
+
+def ssh_public_key_problem(value):
+    """'' if value is one OpenSSH public key line whose key blob matches its declared type."""
+    if not isinstance(value, str):
+        return "%s is not a string" % _describe(value)
+    text = value.strip()
+    if "PRIVATE KEY" in text:
+        return "this is a PRIVATE key: give the public key (the .pub file), and keep the private key secret"
+    if "\n" in text:
+        return "one key per list item: this value has several lines"
+    fields = text.split()
+    # authorized_keys options (from=..., command=...) are not accepted here: keys only.
+    if len(fields) < 2:
+        return "%s is not an OpenSSH public key ('TYPE BASE64 [COMMENT]')" % _describe(value)
+    key_type, blob = fields[0], fields[1]
+    if key_type not in SSH_PUBLIC_KEY_TYPES:
+        return "%s is not an OpenSSH public key: unknown or disabled key type %r" % (_describe(value), key_type)
+    try:
+        raw = base64.b64decode(blob.encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return "%s is not an OpenSSH public key: the key data is not base64" % _describe(value)
+    if len(raw) < 4:
+        return "%s is not an OpenSSH public key: the key data is truncated" % _describe(value)
+    (length,) = struct.unpack(">I", raw[:4])
+    if raw[4:4 + length] != key_type.encode("ascii"):
+        return "%s is not an OpenSSH public key: the key data does not match its type %r" % (_describe(value), key_type)
+    return ""
