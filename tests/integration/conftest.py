@@ -1,0 +1,95 @@
+"""Fixtures for tests against the real lab (lab/llmfleet_lab.py): systemd hosts reached over SSH.
+
+The main lab is brought up once per session (idempotent: an existing lab is reused) and left
+running; scripts/test tears it down at the end.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = [sys.executable, str(REPO / "lab" / "llmfleet_lab.py")]
+VENV_BIN = Path(sys.executable).parent
+# testinfra's ansible backend calls ansible-inventory and ansible from PATH.
+os.environ["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '')}"
+os.environ.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env.update(extra)
+    return env
+
+
+class Lab:
+    def __init__(self, info):
+        self.info = info
+        self.inventory = Path(info["inventory"])
+        self.hosts = info["hosts"]
+
+    def load_inventory(self):
+        text = self.inventory.read_text()
+        return json.loads(text[text.index("{"):])
+
+    def ssh(self, host, command, user="root", key=None, timeout=120):
+        address = self.hosts.get(host, host)
+        cmd = ["ssh", "-i", key or self.info["ssh_key"], "-o", f"UserKnownHostsFile={self.info['known_hosts']}",
+               "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+               f"{user}@{address}", command]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def playbook(self, *args, inventory=None, callback="default", timeout=1200):
+        cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory or self.inventory.parent), *args]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                              env=ansible_env(ANSIBLE_STDOUT_CALLBACK=callback))
+
+    def inventory_copy(self, tmp_path, mutate):
+        """A copy of the lab inventory (with its group_vars) changed by mutate(dict)."""
+        target = tmp_path / "inventory"
+        shutil.copytree(self.inventory.parent / "group_vars", target / "group_vars")
+        inv = self.load_inventory()
+        mutate(inv)
+        (target / "hosts.yml").write_text(json.dumps(inv))
+        return target
+
+
+@pytest.fixture(scope="session")
+def lab():
+    proc = subprocess.run([*LAB, "--json", "up"], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"lab up failed:\n{proc.stderr}")
+    return Lab(json.loads(proc.stdout))
+
+
+@pytest.fixture(scope="session")
+def converged_lab(lab):
+    """The lab after site.yml, run through ansible-runner as a CI job would."""
+    import ansible_runner
+
+    private_data_dir = REPO / ".lab" / "runner"
+    private_data_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for _ in range(2):
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            project_dir=str(REPO),
+            playbook=str(REPO / "site.yml"),
+            inventory=str(lab.inventory.parent),
+            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": ansible_env()["PATH"]},
+            quiet=True,
+            timeout=1200,
+        )
+        results.append(runner)
+        if runner.rc != 0:
+            pytest.fail(f"site.yml failed (rc {runner.rc}): {runner.stats}\n{runner.stdout.read()[-5000:]}")
+    lab.site_runs = results
+    return lab

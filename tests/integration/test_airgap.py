@@ -1,0 +1,38 @@
+"""The lab is air-gapped: packages arrive through the lab's gateway, and only that way."""
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+HOST = "model-a1"
+
+
+def test_hosts_have_no_route_out(lab):
+    for name in lab.hosts:
+        routes = lab.ssh(name, "ip -4 route show; ip -6 route show default")
+        assert routes.returncode == 0
+        assert "default" not in routes.stdout, f"{name} has a default route: {routes.stdout}"
+
+
+def test_direct_download_fails_while_the_gateway_delivers(lab):
+    gateway = lab.info["services"]["apt_proxy"]
+    # Without the proxy, apt cannot resolve or reach the Debian mirror (nothing is sent:
+    # the host has no resolver and no route out).
+    direct = lab.ssh(HOST, "rm -rf /tmp/direct-lists; mkdir -p /tmp/direct-lists/partial; timeout 60 apt-get -o Acquire::http::Proxy=DIRECT -o Acquire::Retries=0 "
+                           "-o Dir::State::Lists=/tmp/direct-lists -o Debug::NoLocking=1 update; "
+                           "ls /tmp/direct-lists/*Packages* 2>/dev/null | wc -l")
+    assert "Temporary failure resolving 'deb.debian.org'" in direct.stdout + direct.stderr
+    assert direct.stdout.strip().splitlines()[-1] == "0"
+    # Through the gateway, the same host installs and runs a package it did not have.
+    install = lab.ssh(HOST, f"apt-get -o Acquire::http::Proxy={gateway} update -q && "
+                            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q hello && hello && "
+                            "apt-get purge -y -q hello", timeout=300)
+    assert install.returncode == 0, install.stderr
+    assert "Hello, world!" in install.stdout
+
+
+def test_gateway_refuses_hosts_it_does_not_mirror(lab):
+    gateway = lab.info["services"]["apt_proxy"]
+    # The gateway answers itself (403) without fetching anything: only the Debian mirror is proxied.
+    out = lab.ssh(HOST, f"curl -s -o /dev/null -w '%{{http_code}}' -x {gateway} http://pypi.org/simple/")
+    assert out.stdout == "403"

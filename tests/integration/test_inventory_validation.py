@@ -1,0 +1,49 @@
+"""Bad inventory is refused before any host is touched, naming the host and the variable."""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----"
+
+
+def host_vars(inv, host):
+    for group in inv["all"]["children"].values():
+        if host in group["hosts"]:
+            return group["hosts"][host]
+    raise KeyError(host)
+
+
+def drop_zone(inv):
+    del host_vars(inv, "model-b2")["llmfleet_zone"]
+
+
+def bad_proxy(inv):
+    host_vars(inv, "lb1")["base_apt_proxy"] = "htp:/10.213.9.1:3142"
+
+
+def private_key(inv):
+    host_vars(inv, "model-a1")["base_operator_ssh_public_keys"] = [PRIVATE_KEY]
+
+
+@pytest.mark.parametrize("mutate,host,variable,reason", [
+    (drop_zone, "model-b2", "llmfleet_zone", "not set"),
+    (bad_proxy, "lb1", "base_apt_proxy", "scheme must be one of http, https"),
+    (private_key, "model-a1", "base_operator_ssh_public_keys[0]", "this is a PRIVATE key"),
+])
+def test_bad_inventory_is_refused_before_any_host_is_touched(lab, tmp_path, mutate, host, variable, reason):
+    inventory = lab.inventory_copy(tmp_path, mutate)
+    proc = lab.playbook("site.yml", inventory=inventory, callback="json")
+    assert proc.returncode != 0
+    report = json.loads(proc.stdout)
+    # Only the validation play ran, and none of its tasks connected to a host.
+    assert [p["play"]["name"] for p in report["plays"]] == ["Validate the inventory"]
+    results = [res for play in report["plays"] for task in play["tasks"] for res in task["hosts"].values()]
+    results += [item for res in results for item in res.get("results", [])]  # loop items
+    messages = [res.get("msg", "") for res in results if res.get("failed")]
+    assert any(m.startswith(f"{host}: {variable}: ") and reason in m for m in messages), messages
+    for stats in report["stats"].values():
+        assert stats["changed"] == 0 and stats["unreachable"] == 0
+    assert "Gathering Facts" not in proc.stdout
