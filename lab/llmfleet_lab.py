@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """llmfleet lab: a private, air-gapped "datacenter" of real systemd hosts on this machine.
 
 Hosts are podman containers booting systemd (no --privileged, /proc/sys stays read-only, so
@@ -64,8 +63,10 @@ set -eu
 root="$1"
 # Every host must get its own SSH host keys: generate them on first boot, not in the image.
 rm -f "$root"/etc/ssh/ssh_host_*
-mkdir -p "$root/etc/systemd/system/ssh.service.d"
-printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' >"$root/etc/systemd/system/ssh.service.d/llmfleet-lab-hostkeys.conf"
+dropin="$root/etc/systemd/system/ssh.service.d"
+mkdir -p "$dropin"
+printf '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n' \
+  >"$dropin/llmfleet-lab-hostkeys.conf"
 # A fresh Debian install's sources: main, updates and security.
 cat >"$root/etc/apt/sources.list" <<EOF
 deb http://deb.debian.org/debian bookworm main
@@ -114,7 +115,7 @@ def log(msg: str) -> None:
 
 def run(cmd: list[str], *, check: bool = True, capture: bool = True, input_text: str | None = None,
         env: dict | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, input=input_text, text=True, env=env,
+    proc = subprocess.run(cmd, input=input_text, text=True, env=env, check=False,
                           stdout=subprocess.PIPE if capture else None,
                           stderr=subprocess.PIPE if capture else None)
     if check and proc.returncode != 0:
@@ -149,7 +150,7 @@ def ensure_image() -> str:
         tar = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
         env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
         imp = subprocess.run(["podman", "import", "--change", 'CMD ["/sbin/init"]', "-", tag],
-                             stdin=tar.stdout, env=env, capture_output=True, text=True)
+                             stdin=tar.stdout, env=env, capture_output=True, text=True, check=False)
         tar.wait()
         if imp.returncode != 0 or tar.returncode != 0:
             raise LabError(f"podman import failed: {imp.stderr.strip()}")
@@ -233,7 +234,7 @@ def stop_services() -> None:
         pid = _alive(name)
         if pid:
             os.killpg(pid, signal.SIGTERM)
-            for _ in range(50):
+            for _attempt in range(50):
                 if not _alive(name):
                     break
                 time.sleep(0.1)
@@ -319,7 +320,7 @@ def scan_host_keys(addresses: list[str]) -> None:
     lines = []
     if known.exists():
         lines = [ln for ln in known.read_text().splitlines() if ln.split(" ", 1)[0] not in addresses]
-    for _ in range(50):
+    for _attempt in range(50):
         scan = run(["ssh-keyscan", "-T", "2", "-t", "ed25519", *addresses], check=False)
         found = {ln.split(" ", 1)[0] for ln in scan.stdout.splitlines() if ln and not ln.startswith("#")}
         if found >= set(addresses):

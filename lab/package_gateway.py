@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The lab's package gateway: the only way lab hosts reach packages, as at an air-gapped site.
 
 One HTTP server on the lab network's gateway address, with three faces:
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     mirrors = {}
     for item in args.mirror:
-        prefix, _, url = item.partition("=")
+        prefix, _sep, url = item.partition("=")
         mirrors["/" + prefix.strip("/")] = url.rstrip("/")
     Handler.gateway = Gateway(args.cache, args.artifacts, mirrors, set(args.allow), args.fresh)
     with Server((args.bind, args.port), Handler) as server:

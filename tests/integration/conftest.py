@@ -45,11 +45,11 @@ class Lab:
         cmd = ["ssh", "-i", key or self.info["ssh_key"], "-o", f"UserKnownHostsFile={self.info['known_hosts']}",
                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                f"{user}@{address}", command]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
     def playbook(self, *args, inventory=None, callback="default", timeout=1200):
         cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory or self.inventory.parent), *args]
-        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
                               env=ansible_env(ANSIBLE_STDOUT_CALLBACK=callback))
 
     def inventory_copy(self, tmp_path, mutate):
@@ -64,7 +64,7 @@ class Lab:
 
 @pytest.fixture(scope="session")
 def lab():
-    proc = subprocess.run([*LAB, "--json", "up"], capture_output=True, text=True, timeout=900)
+    proc = subprocess.run([*LAB, "--json", "up"], capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:
         pytest.fail(f"lab up failed:\n{proc.stderr}")
     return Lab(json.loads(proc.stdout))
@@ -78,7 +78,7 @@ def converged_lab(lab):
     private_data_dir = REPO / ".lab" / "runner"
     private_data_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for _ in range(2):
+    for _run in range(2):
         runner = ansible_runner.run(
             private_data_dir=str(private_data_dir),
             project_dir=str(REPO),

@@ -18,7 +18,8 @@ def test_direct_download_fails_while_the_gateway_delivers(lab):
     gateway = lab.info["services"]["apt_proxy"]
     # Without the proxy, apt cannot resolve or reach the Debian mirror (nothing is sent:
     # the host has no resolver and no route out).
-    direct = lab.ssh(HOST, "rm -rf /tmp/direct-lists; mkdir -p /tmp/direct-lists/partial; timeout 60 apt-get -o Acquire::http::Proxy=DIRECT -o Acquire::Retries=0 "
+    direct = lab.ssh(HOST, "rm -rf /tmp/direct-lists; mkdir -p /tmp/direct-lists/partial; "
+                           "timeout 60 apt-get -o Acquire::http::Proxy=DIRECT -o Acquire::Retries=0 "
                            "-o Dir::State::Lists=/tmp/direct-lists -o Debug::NoLocking=1 update; "
                            "ls /tmp/direct-lists/*Packages* 2>/dev/null | wc -l")
     assert "Temporary failure resolving 'deb.debian.org'" in direct.stdout + direct.stderr
