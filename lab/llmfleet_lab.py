@@ -229,18 +229,17 @@ def ensure_services() -> None:
     ], GATEWAY_PORT)
 
 
-def stop_services() -> None:
-    for name in ("gateway",):
-        pid = _alive(name)
-        if pid:
-            os.killpg(pid, signal.SIGTERM)
-            for _attempt in range(50):
-                if not _alive(name):
-                    break
-                time.sleep(0.1)
-            else:
-                os.killpg(pid, signal.SIGKILL)
-        _pidfile(name).unlink(missing_ok=True)
+def stop_services(name: str = "gateway") -> None:
+    pid = _alive(name)
+    if pid:
+        os.killpg(pid, signal.SIGTERM)
+        for _attempt in range(50):
+            if not _alive(name):
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    _pidfile(name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- hosts
