@@ -19,6 +19,15 @@ Commands (all idempotent):
 
 Several labs may exist at once (the main lab, molecule scenarios): each is a set of hosts
 labelled llmfleet.lab=NAME on the shared lab network.
+
+Docker-engine hosts ("engine": "docker" in --hosts-json): Docker cannot run containers inside a
+podman host (its cgroup mounts fail), so hosts that must run a real Docker engine are started by
+a dockerd on this machine instead (own data root and socket under .lab/docker, --iptables=false,
+--bridge=none: it changes nothing of this machine's network). They boot the same image, get
+SYS_ADMIN and NET_ADMIN/NET_RAW, seccomp unconfined, the host cgroup namespace and a writable
+/sys/fs/cgroup (what nested runc needs), never --privileged: /proc/sys stays read-only.
+They sit on their own internal docker network (LLMFLEET_LAB_DOCKER_SUBNET, default
+10.213.10.0/24) and reach a second gateway on that network's bridge address.
 """
 
 from __future__ import annotations
@@ -50,6 +59,12 @@ GATEWAY = str(next(SUBNET.hosts()))
 GATEWAY_PORT = int(os.environ.get("LLMFLEET_LAB_GATEWAY_PORT", "3142"))
 DEBIAN_MIRROR = os.environ.get("LLMFLEET_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SECURITY_MIRROR = os.environ.get("LLMFLEET_LAB_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
+DOCKER_NETWORK = os.environ.get("LLMFLEET_LAB_DOCKER_NETWORK", "llmfleet-lab-docker")
+DOCKER_SUBNET = ipaddress.ip_network(os.environ.get("LLMFLEET_LAB_DOCKER_SUBNET", "10.213.10.0/24"))
+DOCKER_GATEWAY = str(next(DOCKER_SUBNET.hosts()))
+# Short: unix socket paths and containerd's state dirs have length limits.
+DOCKER_EXEC_ROOT = Path("/run/llmfleet-lab-docker")
+ENGINES = ("podman", "docker")
 SUITE = "bookworm"
 LABEL = "llmfleet.lab"
 
@@ -98,6 +113,7 @@ class HostSpec:
     zone: str | None = None
     address: str | None = None
     extra_vars: dict = field(default_factory=dict)
+    engine: str = "podman"
 
     @property
     def capabilities(self) -> list[str]:
@@ -127,6 +143,19 @@ def run(cmd: list[str], *, check: bool = True, capture: bool = True, input_text:
 def podman(*args: str, check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
     return run(["podman", *args], check=check, input_text=input_text, env=env)
+
+
+def docker_socket() -> Path:
+    return STATE / "docker" / "docker.sock"
+
+
+def docker(*args: str, check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DOCKER_HOST=f"unix://{docker_socket()}")
+    return run(["docker", *args], check=check, input_text=input_text, env=env)
+
+
+def engine_cli(engine: str):
+    return docker if engine == "docker" else podman
 
 
 # ---------------------------------------------------------------- image
@@ -202,7 +231,7 @@ def _wait_port(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-def _start_daemon(name: str, cmd: list[str], port: int) -> None:
+def _start_daemon(name: str, cmd: list[str], port: int, address: str = GATEWAY) -> None:
     if _alive(name):
         return
     (STATE / "run").mkdir(parents=True, exist_ok=True)
@@ -211,22 +240,68 @@ def _start_daemon(name: str, cmd: list[str], port: int) -> None:
     proc = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=STATE)
     _pidfile(name).write_text(str(proc.pid))
-    if not _wait_port(GATEWAY, port, 15):
-        raise LabError(f"{name} did not listen on {GATEWAY}:{port}; see {STATE / 'log' / (name + '.log')}")
-    log(f"{name}: listening on {GATEWAY}:{port} (pid {proc.pid})")
+    if port and not _wait_port(address, port, 15):
+        raise LabError(f"{name} did not listen on {address}:{port}; see {STATE / 'log' / (name + '.log')}")
+    log(f"{name}: started (pid {proc.pid})" + (f", listening on {address}:{port}" if port else ""))
 
 
-def ensure_services() -> None:
-    """The lab's only way in. It binds the bridge address, which exists once a host is attached."""
+def ensure_services(name: str = "gateway", address: str = GATEWAY) -> None:
+    """The lab's only way in. It binds the bridge address, which exists once a host is attached.
+
+    Docker-engine hosts get their own gateway process on their network's bridge address, with
+    its own cache (the gateway's file locks are per process).
+    """
     (STATE / "artifacts").mkdir(parents=True, exist_ok=True)
     upstreams = {urllib.parse.urlsplit(u).hostname for u in (DEBIAN_MIRROR, SECURITY_MIRROR)}
-    _start_daemon("gateway", [
+    _start_daemon(name, [
         sys.executable, str(Path(__file__).resolve().parent / "package_gateway.py"),
-        "--bind", GATEWAY, "--port", str(GATEWAY_PORT),
-        "--cache", str(STATE / "cache" / "packages"), "--artifacts", str(STATE / "artifacts"),
+        "--bind", address, "--port", str(GATEWAY_PORT),
+        "--cache", str(STATE / "cache" / ("packages" if name == "gateway" else f"packages-{name}")),
+        "--artifacts", str(STATE / "artifacts"),
         "--mirror", f"debian={DEBIAN_MIRROR}", "--mirror", f"debian-security={SECURITY_MIRROR}",
         *[arg for host in sorted(upstreams) for arg in ("--allow", host)],
-    ], GATEWAY_PORT)
+    ], GATEWAY_PORT, address)
+
+
+def ensure_docker_engine(image: str) -> None:
+    """This machine's dockerd for docker-engine hosts, the image loaded into it, their network."""
+    if not _alive("dockerd"):
+        if shutil.which("dockerd") is None:
+            raise LabError("docker-engine hosts need dockerd on this machine (apt-get install docker.io; "
+                           "scripts/bootstrap installs it)")
+        docker_socket().parent.mkdir(parents=True, exist_ok=True)
+        _start_daemon("dockerd", [
+            "dockerd", "--data-root", str(STATE / "docker" / "data"), "--exec-root", str(DOCKER_EXEC_ROOT),
+            "--pidfile", str(DOCKER_EXEC_ROOT / "dockerd.pid"), "--host", f"unix://{docker_socket()}",
+            # Leave this machine's network alone: no iptables rules, no NAT, no docker0 bridge.
+            "--iptables=false", "--ip-masq=false", "--ip-forward=false", "--bridge=none",
+        ], 0)
+        deadline = time.monotonic() + 30
+        while docker("version", check=False).returncode != 0:
+            if time.monotonic() > deadline or not _alive("dockerd"):
+                raise LabError(f"dockerd did not come up; see {STATE / 'log' / 'dockerd.log'}")
+            time.sleep(0.2)
+    if docker("image", "inspect", image, check=False).returncode != 0:
+        env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
+        save = subprocess.Popen(["podman", "save", image], stdout=subprocess.PIPE, env=env)
+        load = subprocess.run(["docker", "load"], stdin=save.stdout, capture_output=True, text=True, check=False,
+                              env=dict(os.environ, DOCKER_HOST=f"unix://{docker_socket()}"))
+        save.wait()
+        if load.returncode != 0 or save.returncode != 0:
+            raise LabError(f"loading {image} into the lab's dockerd failed: {load.stderr.strip()}")
+    if docker("network", "inspect", DOCKER_NETWORK, check=False).returncode != 0:
+        docker("network", "create", "--internal", "--subnet", str(DOCKER_SUBNET), "--gateway", DOCKER_GATEWAY,
+               "-o", "com.docker.network.bridge.name=llmfleet-dk0", DOCKER_NETWORK)
+    ensure_services("gateway-docker", DOCKER_GATEWAY)
+
+
+def stop_docker_engine(purge: bool) -> None:
+    if _alive("dockerd"):
+        docker("network", "rm", DOCKER_NETWORK, check=False)
+    stop_services("gateway-docker")
+    stop_services("dockerd")
+    if purge:
+        shutil.rmtree(STATE / "docker", ignore_errors=True)
 
 
 def stop_services(name: str = "gateway") -> None:
@@ -266,39 +341,63 @@ def operator_key() -> Path:
 
 
 def lab_hosts(lab: str | None = None) -> list[dict]:
+    """Hosts of a lab (or of all labs) on both engines: {"name", "lab", "state", "engine"}."""
     flt = f"label={LABEL}={lab}" if lab else f"label={LABEL}"
-    out = podman("ps", "-a", "--filter", flt, "--format", "json").stdout
-    return json.loads(out or "[]")
+    hosts = [{"name": h["Names"][0], "lab": h["Labels"][LABEL], "state": h["State"], "engine": "podman"}
+             for h in json.loads(podman("ps", "-a", "--filter", flt, "--format", "json").stdout or "[]")]
+    if _alive("dockerd"):
+        out = docker("ps", "-a", "--filter", flt, "--format", "{{json .}}").stdout
+        for line in out.splitlines():
+            h = json.loads(line)
+            labels = dict(item.split("=", 1) for item in h["Labels"].split(",") if "=" in item)
+            hosts.append({"name": h["Names"], "lab": labels[LABEL], "state": h["State"], "engine": "docker"})
+    return hosts
 
 
-def host_address(cname: str) -> str:
-    info = json.loads(podman("inspect", cname).stdout)[0]
+def host_address(cname: str, engine: str = "podman") -> str:
+    info = json.loads(engine_cli(engine)("inspect", cname).stdout)[0]
     nets = info["NetworkSettings"]["Networks"]
-    return nets[NETWORK]["IPAddress"]
+    return nets[DOCKER_NETWORK if engine == "docker" else NETWORK]["IPAddress"]
 
 
 def start_host(lab: str, spec: HostSpec, image: str) -> None:
     cname = container_name(lab, spec.name)
-    if podman("container", "exists", cname, check=False).returncode == 0:
-        state = json.loads(podman("inspect", cname).stdout)[0]["State"]
-        if state.get("Running"):
+    cli = engine_cli(spec.engine)
+    existing = cli("inspect", cname, check=False)
+    if existing.returncode == 0:
+        if json.loads(existing.stdout)[0]["State"].get("Running"):
             return
-        podman("rm", "-f", cname)
+        cli("rm", "-f", "-v", cname)
     cmd = [
         "run", "-d", "--name", cname, "--hostname", spec.name,
         "--label", f"{LABEL}={lab}", "--label", f"llmfleet.groups={','.join(spec.groups)}",
         "--label", f"llmfleet.zone={spec.zone or ''}",
-        "--network", NETWORK, "--systemd=always",
-        # The host owns /etc/hosts, as a real server does (the base role writes the fleet into it).
-        "--no-hosts",
         # The resolver is the host's own loopback, where nothing listens: a lookup fails at once
         # inside the host, and nothing is sent anywhere (podman 4.3 ignores --dns none).
         "--dns", "127.0.0.1",
-        "--cap-add", ",".join(spec.capabilities),
     ]
+    if spec.engine == "docker":
+        cmd += [
+            "--network", DOCKER_NETWORK,
+            # What a systemd host running its own dockerd needs (lab-facts.md); not --privileged,
+            # so /proc/sys stays read-only and no sysctl reaches this machine's kernel.
+            "--cap-add", "SYS_ADMIN", *[arg for cap in spec.capabilities for arg in ("--cap-add", cap)],
+            "--security-opt", "seccomp=unconfined", "--cgroupns=host",
+            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+            # The nested engine's storage on an anonymous volume (ext4, not overlay: overlay2 works),
+            # removed with the host (rm -v).
+            "-v", "/var/lib/docker",
+        ]
+    else:
+        cmd += [
+            "--network", NETWORK, "--systemd=always",
+            # The host owns /etc/hosts, as a real server does (the base role writes the fleet into it).
+            "--no-hosts",
+            "--cap-add", ",".join(spec.capabilities),
+        ]
     if spec.address:
         cmd += ["--ip", spec.address]
-    podman(*cmd, image, "/sbin/init")
+    cli(*cmd, image, "/sbin/init")
 
 
 def wait_ssh(address: str, timeout: float = 60) -> None:
@@ -306,9 +405,13 @@ def wait_ssh(address: str, timeout: float = 60) -> None:
         raise LabError(f"sshd on {address} did not come up within {timeout:.0f}s")
 
 
-def install_admin_key(cname: str) -> None:
+def install_admin_key(cname: str, engine: str = "podman") -> None:
     pub = ssh_key().with_suffix(".pub").read_text()
-    podman("exec", "-i", cname, "sh", "-c",
+    if engine == "docker":
+        # The host owns /etc/hosts, as a real server does: docker bind-mounts its own file there,
+        # which Ansible cannot replace atomically. Unmount it (the image's file is underneath).
+        docker("exec", cname, "sh", "-c", "! mountpoint -q /etc/hosts || umount /etc/hosts")
+    engine_cli(engine)("exec", "-i", cname, "sh", "-c",
            "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
            input_text=pub)
 
@@ -357,13 +460,16 @@ def parse_host_specs(text: str) -> list[HostSpec]:
     """Hosts as JSON: [{"name": "h1", "groups": ["model_nodes"], "zone": "zone-a"}, ...]."""
     specs = []
     for item in json.loads(text):
+        engine = item.get("engine", "podman")
+        if engine not in ENGINES:
+            raise LabError(f"host {item['name']}: engine {engine!r} is not one of {', '.join(ENGINES)}")
         specs.append(HostSpec(item["name"], list(item.get("groups", [])), item.get("zone"),
-                              extra_vars=dict(item.get("vars", {}))))
+                              extra_vars=dict(item.get("vars", {})), engine=engine))
     return specs
 
 
-def service_urls() -> dict:
-    gateway = f"http://{GATEWAY}:{GATEWAY_PORT}"
+def service_urls(address: str = GATEWAY) -> dict:
+    gateway = f"http://{address}:{GATEWAY_PORT}"
     return {
         "apt_proxy": gateway,
         "apt_mirror": f"{gateway}/debian",
@@ -378,7 +484,14 @@ def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str]) -> dic
     urls = service_urls()
     groups: dict[str, dict] = {}
     for spec in specs:
-        hostvars = {"ansible_host": addresses[spec.name], **spec.extra_vars}
+        hostvars = {"ansible_host": addresses[spec.name]}
+        if spec.engine == "docker":
+            # Same services, reached on the docker network's bridge address.
+            docker_urls = service_urls(DOCKER_GATEWAY)
+            hostvars.update({"base_apt_proxy": docker_urls["apt_proxy"],
+                             "base_pip_find_links": f"{docker_urls['artifacts']}/wheels/",
+                             "llmfleet_lab_services": docker_urls, "llmfleet_lab_engine": "docker"})
+        hostvars.update(spec.extra_vars)
         if spec.zone:
             hostvars["llmfleet_zone"] = spec.zone
         for group in spec.groups:
@@ -424,17 +537,19 @@ def cmd_up(args) -> dict:
     image = ensure_image()
     t_image = time.monotonic() - started
     ensure_network()
-    wanted = {container_name(args.name, s.name) for s in specs}
+    if any(s.engine == "docker" for s in specs):
+        ensure_docker_engine(image)
+    wanted = {(container_name(args.name, s.name), s.engine) for s in specs}
     for existing in lab_hosts(args.name):
-        if existing["Names"][0] not in wanted:
-            podman("rm", "-f", existing["Names"][0])
+        if (existing["name"], existing["engine"]) not in wanted:
+            engine_cli(existing["engine"])("rm", "-f", "-v", existing["name"])
     for spec in specs:
         start_host(args.name, spec, image)
     ensure_services()
-    addresses = {s.name: host_address(container_name(args.name, s.name)) for s in specs}
+    addresses = {s.name: host_address(container_name(args.name, s.name), s.engine) for s in specs}
     for spec in specs:
         wait_ssh(addresses[spec.name])
-        install_admin_key(container_name(args.name, spec.name))
+        install_admin_key(container_name(args.name, spec.name), spec.engine)
     scan_host_keys(list(addresses.values()))
     inv = inventory(args.name, specs, addresses)
     path = Path(args.inventory) if args.inventory else inventory_path(args.name)
@@ -448,24 +563,27 @@ def cmd_up(args) -> dict:
 
 
 def cmd_down(args) -> dict:
-    labs = sorted({h["Labels"][LABEL] for h in lab_hosts()}) if args.all else [args.name]
+    labs = sorted({h["lab"] for h in lab_hosts()}) if args.all else [args.name]
     removed = []
     for lab in labs:
         hosts = lab_hosts(lab)
         addresses = []
         for h in hosts:
             try:
-                addresses.append(host_address(h["Names"][0]))
+                addresses.append(host_address(h["name"], h["engine"]))
             except (LabError, KeyError):
                 pass
-        if hosts:
-            podman("rm", "-f", "-t", "2", *[h["Names"][0] for h in hosts])
-            removed += [h["Names"][0] for h in hosts]
+        for engine in ENGINES:
+            names = [h["name"] for h in hosts if h["engine"] == engine]
+            if names:
+                engine_cli(engine)("rm", "-f", "-v", *names)
+                removed += names
         forget_host_keys(addresses)
         path = inventory_path(lab)
         if path.exists():
             path.unlink()
     if not lab_hosts():
+        stop_docker_engine(args.purge)
         stop_services()
         if podman("network", "exists", NETWORK, check=False).returncode == 0:
             podman("network", "rm", NETWORK)
@@ -480,8 +598,9 @@ def cmd_down(args) -> dict:
 def cmd_status(_args) -> dict:
     labs: dict[str, list] = {}
     for h in lab_hosts():
-        labs.setdefault(h["Labels"][LABEL], []).append({"name": h["Names"][0], "state": h["State"]})
-    return {"labs": labs, "gateway": bool(_alive("gateway")), "services": service_urls(),
+        labs.setdefault(h["lab"], []).append({"name": h["name"], "state": h["state"], "engine": h["engine"]})
+    return {"labs": labs, "gateway": bool(_alive("gateway")), "dockerd": bool(_alive("dockerd")),
+            "services": service_urls(),
             "image": image_tag(), "image_cached": podman("image", "exists", image_tag(), check=False).returncode == 0}
 
 
