@@ -412,8 +412,8 @@ def install_admin_key(cname: str, engine: str = "podman") -> None:
         # which Ansible cannot replace atomically. Unmount it (the image's file is underneath).
         docker("exec", cname, "sh", "-c", "! mountpoint -q /etc/hosts || umount /etc/hosts")
     engine_cli(engine)("exec", "-i", cname, "sh", "-c",
-           "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
-           input_text=pub)
+                       "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
+                       input_text=pub)
 
 
 def scan_host_keys(addresses: list[str]) -> None:

@@ -155,7 +155,7 @@ def versions_match(module_version, library):
 
 
 def release_key(distribution, version):
-    return (str(distribution).lower(), str(version).split(".")[0])
+    return (str(distribution).lower(), str(version).split(".", 1)[0])
 
 
 def driver_input_problem(source, branch, version="", flavor="proprietary"):
@@ -170,7 +170,7 @@ def driver_input_problem(source, branch, version="", flavor="proprietary"):
     if version:
         if not _DRIVER_VERSION.match(str(version)):
             return "nvidia_driver_version: %r is not a driver version such as 550.163.01" % (version,)
-        if str(version).split(".")[0] != branch:
+        if str(version).split(".", 1)[0] != branch:
             return "nvidia_driver_version: %s is not on branch %s (nvidia_driver_branch)" % (version, branch)
     return ""
 

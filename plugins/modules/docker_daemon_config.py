@@ -50,9 +50,11 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change without writing.
   diff_mode:
     support: full
-author: llmfleet maintainers
+    description: Shows the file before and after the merge.
+author: llmfleet maintainers (@llmfleet)
 """
 
 EXAMPLES = r"""

@@ -40,9 +40,11 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Changes nothing in any mode.
   diff_mode:
     support: none
-author: llmfleet maintainers
+    description: Nothing to show; the module only reads.
+author: llmfleet maintainers (@llmfleet)
 """
 
 EXAMPLES = r"""

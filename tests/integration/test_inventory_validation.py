@@ -28,7 +28,22 @@ def private_key(inv):
     host_vars(inv, "model-a1")["base_operator_ssh_public_keys"] = [PRIVATE_KEY]
 
 
+def driver_branch(inv):
+    host_vars(inv, "model-c1")["nvidia_driver_branch"] = "latest"
+
+
+def driver_mirror_without_url(inv):
+    host_vars(inv, "model-b1")["nvidia_driver_source"] = "mirror"
+
+
+def docker_log_size(inv):
+    host_vars(inv, "model-a2").update(docker_enabled=True, docker_log_max_size="big")
+
+
 @pytest.mark.parametrize("mutate,host,variable,reason", [
+    (driver_branch, "model-c1", "nvidia_driver_branch", "is not a driver branch such as 550"),
+    (driver_mirror_without_url, "model-b1", "nvidia_driver_repository_url", "must be set with nvidia_driver_source mirror"),
+    (docker_log_size, "model-a2", "docker_log_max_size", "big is not a size such as 100m"),
     (drop_zone, "model-b2", "llmfleet_zone", "not set"),
     (bad_proxy, "lb1", "base_apt_proxy", "scheme must be one of http, https"),
     (private_key, "model-a1", "base_operator_ssh_public_keys[0]", "this is a PRIVATE key"),
