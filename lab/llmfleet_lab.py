@@ -70,7 +70,10 @@ LABEL = "llmfleet.lab"
 
 # What the base image holds: the least a freshly installed server has (systemd, sshd, python3
 # for Ansible). Everything else must come through the collection's roles and the lab's proxy.
-IMAGE_PACKAGES = ["python3", "systemd", "systemd-sysv", "openssh-server", "iproute2", "dbus"]
+IMAGE_PACKAGES = ["python3", "systemd", "systemd-sysv", "openssh-server", "iproute2", "dbus", "sudo"]
+# The account a fresh host is handed over with (as cloud images have "debian" or "ubuntu"):
+# key-only, passwordless sudo. Ansible connects as it; root has no key and, once hardened, no login.
+ADMIN_USER = "admin"
 
 # Run inside the debootstrapped tree before import. Part of the image's cache key.
 IMAGE_CUSTOMIZE = r"""
@@ -405,15 +408,20 @@ def wait_ssh(address: str, timeout: float = 60) -> None:
         raise LabError(f"sshd on {address} did not come up within {timeout:.0f}s")
 
 
-def install_admin_key(cname: str, engine: str = "podman") -> None:
+def install_admin_account(cname: str, engine: str = "podman") -> None:
     pub = ssh_key().with_suffix(".pub").read_text()
     if engine == "docker":
         # The host owns /etc/hosts, as a real server does: docker bind-mounts its own file there,
         # which Ansible cannot replace atomically. Unmount it (the image's file is underneath).
         docker("exec", cname, "sh", "-c", "! mountpoint -q /etc/hosts || umount /etc/hosts")
-    engine_cli(engine)("exec", "-i", cname, "sh", "-c",
-                       "install -d -m 700 /root/.ssh && cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys",
-                       input_text=pub)
+    script = (
+        f"id -u {ADMIN_USER} >/dev/null 2>&1 || useradd --create-home --shell /bin/bash --password '*' {ADMIN_USER}; "
+        f"echo '{ADMIN_USER} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/90-lab-admin; chmod 440 /etc/sudoers.d/90-lab-admin; "
+        f"install -d -m 700 -o {ADMIN_USER} -g {ADMIN_USER} /home/{ADMIN_USER}/.ssh; "
+        f"cat > /home/{ADMIN_USER}/.ssh/authorized_keys; chown {ADMIN_USER}: /home/{ADMIN_USER}/.ssh/authorized_keys; "
+        f"chmod 600 /home/{ADMIN_USER}/.ssh/authorized_keys"
+    )
+    engine_cli(engine)("exec", "-i", cname, "sh", "-c", script, input_text=pub)
 
 
 def scan_host_keys(addresses: list[str]) -> None:
@@ -499,7 +507,8 @@ def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str]) -> dic
     return {
         "all": {
             "vars": {
-                "ansible_user": "root",
+                "ansible_user": ADMIN_USER,
+                "ansible_become": True,
                 "ansible_ssh_private_key_file": str(key),
                 "ansible_ssh_common_args": f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes",
                 # How the lab's hosts reach the outside world: only through the lab's services,
@@ -549,7 +558,7 @@ def cmd_up(args) -> dict:
     addresses = {s.name: host_address(container_name(args.name, s.name), s.engine) for s in specs}
     for spec in specs:
         wait_ssh(addresses[spec.name])
-        install_admin_key(container_name(args.name, spec.name), spec.engine)
+        install_admin_account(container_name(args.name, spec.name), spec.engine)
     scan_host_keys(list(addresses.values()))
     inv = inventory(args.name, specs, addresses)
     path = Path(args.inventory) if args.inventory else inventory_path(args.name)
@@ -558,7 +567,7 @@ def cmd_up(args) -> dict:
     log(f"lab {args.name}: {len(specs)} hosts up in {elapsed:.1f}s (image {t_image:.1f}s); inventory {path}")
     return {"lab": args.name, "inventory": str(path), "hosts": addresses, "image": image,
             "seconds": round(elapsed, 2), "image_seconds": round(t_image, 2),
-            "ssh_key": str(ssh_key()), "known_hosts": str(STATE / "ssh" / "known_hosts"),
+            "ssh_key": str(ssh_key()), "admin_user": ADMIN_USER, "known_hosts": str(STATE / "ssh" / "known_hosts"),
             "services": service_urls()}
 
 

@@ -15,7 +15,8 @@ description:
   - Returns an empty string for an absolute URL with an allowed scheme, a valid host and port,
     otherwise one sentence describing the problem. The other filters of this file work alike
     (C(ssh_public_key_problem), C(zone_problem), C(ip_address_problem), C(host_problem),
-    C(unix_name_problem)).
+    C(unix_name_problem), C(cidr_problem), C(port_problem)). C(address_in_networks) returns
+    whether an address lies in one of a list of networks.
 options:
   _input:
     description: The value to check.
@@ -54,4 +55,7 @@ class FilterModule(object):
             "ip_address_problem": validation.ip_address_problem,
             "host_problem": validation.host_problem,
             "unix_name_problem": validation.unix_name_problem,
+            "cidr_problem": validation.cidr_problem,
+            "port_problem": validation.port_problem,
+            "address_in_networks": validation.address_in_networks,
         }

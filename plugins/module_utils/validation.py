@@ -89,6 +89,47 @@ def ip_address_problem(value):
     return ""
 
 
+def cidr_problem(value):
+    """'' if value is an IPv4/IPv6 network in CIDR notation with no host bits set (10.0.0.0/8), or 'any'."""
+    if value == "any":
+        return ""
+    if not isinstance(value, str) or "/" not in value:
+        return "%s is not a network in CIDR notation such as 10.20.0.0/16 (or any)" % _describe(value)
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        return "%s is not a valid network (%s)" % (_describe(value), exc)
+    return ""
+
+
+def address_in_networks(address, networks):
+    """Whether address lies in one of the networks (CIDR strings; 'any' matches everything)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for network in networks:
+        if network == "any":
+            return True
+        try:
+            if ip in ipaddress.ip_network(network, strict=False):
+                return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
+def port_problem(value):
+    """'' if value is a TCP/UDP port number (1-65535) or a range 'low:high'."""
+    text = str(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    parts = text.split(":") if text is not None else []
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() and 1 <= int(p) <= 65535 for p in parts):
+        return "%s is not a port (1-65535) or a range such as 8000:8009" % _describe(value)
+    if len(parts) == 2 and int(parts[0]) >= int(parts[1]):
+        return "%s is not a range: the first port must be lower" % _describe(value)
+    return ""
+
+
 def zone_problem(value):
     """'' if value is a usable zone name: lower-case letters, digits and '-', at most 32."""
     if not isinstance(value, str) or not ZONE_PATTERN.match(value):

@@ -40,7 +40,10 @@ class Lab:
         text = self.inventory.read_text()
         return json.loads(text[text.index("{"):])
 
-    def ssh(self, host, command, user="root", key=None, timeout=120):
+    def ssh(self, host, command, user=None, key=None, timeout=120):
+        """Run command on host over a fresh SSH connection, as the lab's admin account by default
+        (root has no key and, once hardened, no login: use sudo -n)."""
+        user = user or self.info["admin_user"]
         address = self.hosts.get(host, host)
         cmd = ["ssh", "-i", key or self.info["ssh_key"], "-o", f"UserKnownHostsFile={self.info['known_hosts']}",
                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",

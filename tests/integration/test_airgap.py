@@ -19,7 +19,7 @@ def test_direct_download_fails_while_the_gateway_delivers(lab):
     # Without the proxy, apt cannot resolve or reach the Debian mirror (nothing is sent:
     # the host has no resolver and no route out).
     direct = lab.ssh(HOST, "rm -rf /tmp/direct-lists; mkdir -p /tmp/direct-lists/partial; "
-                           "timeout 60 apt-get -o Acquire::http::Proxy=DIRECT -o Acquire::Retries=0 "
+                           "timeout 60 sudo -n apt-get -o Acquire::http::Proxy=DIRECT -o Acquire::Retries=0 "
                            "-o Dir::State::Lists=/tmp/direct-lists -o Debug::NoLocking=1 update; "
                            "ls /tmp/direct-lists/*Packages* 2>/dev/null | wc -l")
     assert "Temporary failure resolving 'deb.debian.org'" in direct.stdout + direct.stderr
@@ -27,9 +27,9 @@ def test_direct_download_fails_while_the_gateway_delivers(lab):
     # Through the gateway, the same host installs and runs a package it did not have.
     # The proxy is given on the command line: this test does not depend on the base role.
     via = f"-o Acquire::http::Proxy={gateway}"
-    install = lab.ssh(HOST, f"apt-get {via} update -q && "
-                            f"DEBIAN_FRONTEND=noninteractive apt-get {via} install -y -q hello && hello && "
-                            "apt-get purge -y -q hello", timeout=300)
+    install = lab.ssh(HOST, f"sudo -n apt-get {via} update -q && "
+                            f"sudo -n DEBIAN_FRONTEND=noninteractive apt-get {via} install -y -q hello && hello && "
+                            "sudo -n apt-get purge -y -q hello", timeout=300)
     assert install.returncode == 0, install.stderr
     assert "Hello, world!" in install.stdout
 

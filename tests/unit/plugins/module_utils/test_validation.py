@@ -90,3 +90,39 @@ def test_unix_names():
     assert v.unix_name_problem("llmops") == ""
     assert "not a valid user name" in v.unix_name_problem("Root")
     assert "not a valid user name" in v.unix_name_problem("9ops")
+
+
+@pytest.mark.parametrize("value", ["10.213.9.0/24", "0.0.0.0/0", "fd00::/8", "192.0.2.7/32", "any"])
+def test_good_networks(value):
+    assert v.cidr_problem(value) == ""
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("10.213.9.1/24", "host bits set"),
+    ("10.213.9.0", "not a network in CIDR notation"),
+    ("10.213.9.0/33", "not a valid network"),
+    (24, "not a network in CIDR notation"),
+    ("", "not a network in CIDR notation"),
+])
+def test_bad_networks(value, reason):
+    assert reason in v.cidr_problem(value)
+
+
+def test_address_in_networks():
+    assert v.address_in_networks("10.213.9.1", ["192.0.2.0/24", "10.213.9.0/24"])
+    assert not v.address_in_networks("10.213.9.1", ["192.0.2.0/24"])
+    assert v.address_in_networks("2001:db8::1", ["any"])
+    assert not v.address_in_networks("not-an-ip", ["any"])
+    assert not v.address_in_networks("10.0.0.1", ["garbage"])
+
+
+@pytest.mark.parametrize("value", [22, "8000", "8000:8009", 65535])
+def test_good_ports(value):
+    assert v.port_problem(value) == ""
+
+
+@pytest.mark.parametrize("value,reason", [(0, "not a port"), (70000, "not a port"), ("http", "not a port"),
+                                          (True, "not a port"), ("8009:8000", "first port must be lower"),
+                                          ("1:2:3", "not a port"), (None, "not a port")])
+def test_bad_ports(value, reason):
+    assert reason in v.port_problem(value)
