@@ -27,7 +27,7 @@ def sshd_settings(host):
     out = host.check_output("sshd -T -C user=llmops,host=client,addr=10.213.9.50,lport=22")
     settings = {}
     for line in out.splitlines():
-        key, _, value = line.partition(" ")
+        key, _separator, value = line.partition(" ")
         settings.setdefault(key, []).append(value)
     return {k: v[0] if len(v) == 1 else v for k, v in settings.items()}
 
