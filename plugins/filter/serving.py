@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""Model-server replica plans and load-balancer members (logic in module_utils/serving.py)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: model_server_replicas
+short_description: Lay out a model node's replicas (ports, GPU ids)
+version_added: 0.1.0
+description:
+  - Returns the host's replicas as a list of C({index, port, gpus}), from an explicit list or from
+    a count, a base port and GPU ids handed out I(gpus_per_replica) at a time.
+  - Bad input (two replicas on one port, fewer GPU ids than the replicas need, a GPU given twice)
+    fails with a message naming the variable. C(model_server_problem) returns that message instead
+    (empty when the input is fine), for assertions that name the host.
+  - The same file holds C(llmfleet_lb_members) (every replica of every model node as a load-balancer
+    member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine) (an engine's ports and paths), C(llmfleet_host_networks) (hosts' addresses as /32 networks) and C(llmfleet_models_problem) and
+    C(model_server_container) (community.docker.docker_container arguments).
+options:
+  _input:
+    description: Replica count.
+    type: int
+    required: true
+  base_port:
+    description: Port of the first replica.
+    type: int
+    required: true
+  gpu_ids:
+    description: GPU indexes or UUIDs on this host.
+    type: list
+    elements: str
+    default: []
+  gpus_per_replica:
+    description: GPUs each replica gets.
+    type: int
+    default: 0
+  explicit:
+    description: Replicas as C({port, gpus}) mappings; replaces the generated layout.
+    type: list
+    elements: dict
+    default: []
+author: llmfleet maintainers
+"""
+
+EXAMPLES = r"""
+- name: Plan
+  ansible.builtin.set_fact:
+    replicas: "{{ 2 | llmfleet.cluster.model_server_replicas(8000, ['0', '1'], 1) }}"
+# -> [{index: 0, port: 8000, gpus: ['0']}, {index: 1, port: 8001, gpus: ['1']}]
+"""
+
+RETURN = r"""
+_value:
+  description: The replicas.
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
+
+
+def model_server_replicas(count, base_port, gpu_ids=None, gpus_per_replica=0, explicit=None):
+    try:
+        return serving.plan_replicas(count, base_port, gpu_ids or [], gpus_per_replica, explicit or [])
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def model_server_problem(count, base_port, gpu_ids=None, gpus_per_replica=0, explicit=None, engine="vllm"):
+    problem = serving.engine_problem(engine)
+    if problem:
+        return "model_server_engine: " + problem
+    try:
+        serving.plan_replicas(count, base_port, gpu_ids or [], gpus_per_replica, explicit or [])
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def llmfleet_lb_members(model_hosts, hostvars):
+    try:
+        return serving.lb_members(list(model_hosts), hostvars)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def model_server_command(engine, model_path, model_name, port, gpus=None, extra_args=None, runtime="systemd",
+                         python="python3", host="0.0.0.0"):
+    return serving.engine_command(engine, model_path, model_name, port, host=host, gpus=gpus or [],
+                                  extra_args=extra_args or [], runtime=runtime, python=python)
+
+
+def model_server_environment(engine, port, model_path, gpus=None, runtime="systemd", extra=None):
+    return serving.engine_environment(engine, port, model_path, gpus or [], runtime, extra or {})
+
+
+def model_server_engine(engine):
+    if serving.engine_problem(engine):
+        raise AnsibleFilterError("model_server_engine: " + serving.engine_problem(engine))
+    return dict(serving.ENGINES[engine])
+
+
+def model_server_container(replica, engine, image, name, model_path, model_name, **kwargs):
+    return serving.docker_container(engine, image, name, replica, model_path, model_name, **kwargs)
+
+
+def llmfleet_host_networks(hosts, hostvars):
+    return serving.host_networks(list(hosts), hostvars)
+
+
+def llmfleet_models_problem(models):
+    return serving.models_problem(models)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "model_server_replicas": model_server_replicas,
+            "model_server_problem": model_server_problem,
+            "llmfleet_lb_members": llmfleet_lb_members,
+            "model_server_command": model_server_command,
+            "model_server_environment": model_server_environment,
+            "model_server_container": model_server_container,
+            "model_server_engine": model_server_engine,
+            "llmfleet_host_networks": llmfleet_host_networks,
+            "llmfleet_models_problem": llmfleet_models_problem,
+        }

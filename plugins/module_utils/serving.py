@@ -1,0 +1,321 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""Model-server replicas and the load-balancer members made of them.
+
+One place decides, per engine, the port inside a container, the readiness and metrics paths,
+the command line and the GPU flags (facts in docs and ../shared/reference/model-servers.md), how
+a host's replicas are laid out (ports, GPU ids), and what the load balancers call each replica.
+The model_server role, the load_balancer role and the rolling update all use these functions,
+so a replica has the same name everywhere.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import validation, zones
+
+# health_path: what the load balancer checks (200 only when the engine can serve; vLLM's /health
+# can be 200 before it serves, vllm#15313, so the rolling update's gate sends a real completion).
+# metrics_path: None where the engine has no Prometheus endpoint (Ollama).
+# stop_timeout: seconds between SIGTERM and SIGKILL; TGI drains for 90 s by default.
+ENGINES = {
+    "vllm": {
+        "container_port": 8000,
+        "health_path": "/health",
+        "metrics_path": "/metrics",
+        "image": "vllm/vllm-openai:v0.11.0",
+        "stop_timeout": 60,
+        "shm_size": None,
+        "ipc_host": True,
+    },
+    "tgi": {
+        "container_port": 80,
+        "health_path": "/health",
+        "metrics_path": "/metrics",
+        "image": "ghcr.io/huggingface/text-generation-inference:3.3.6",
+        "stop_timeout": 100,
+        "shm_size": "1g",
+        "ipc_host": False,
+    },
+    "ollama": {
+        "container_port": 11434,
+        "health_path": "/api/version",
+        "metrics_path": None,
+        "image": "ollama/ollama:0.12.6",
+        "stop_timeout": 30,
+        "shm_size": None,
+        "ipc_host": False,
+    },
+    "llamacpp": {
+        "container_port": 8080,
+        "health_path": "/health",
+        "metrics_path": "/metrics",
+        "image": "ghcr.io/ggml-org/llama.cpp:server",
+        "stop_timeout": 30,
+        "shm_size": None,
+        "ipc_host": False,
+    },
+}
+RUNTIMES = ("docker", "systemd")
+NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+REPLICA_KEYS = ("port", "gpus")
+
+
+def engine_problem(engine):
+    if engine not in ENGINES:
+        return "%s is not a known engine (%s)" % (validation._describe(engine), ", ".join(sorted(ENGINES)))
+    return ""
+
+
+def _gpu_id_problem(value):
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip():
+        return "%s is not a GPU index or UUID" % validation._describe(value)
+    text = str(value)
+    if text.isdigit() or re.match(r"^(GPU|MIG)-[0-9a-fA-F-]+$", text):
+        return ""
+    return "%s is not a GPU index or UUID (GPU-..., MIG-...)" % validation._describe(value)
+
+
+def plan_replicas(count, base_port, gpu_ids=(), gpus_per_replica=0, explicit=()):
+    """The host's replicas: [{"index": i, "port": p, "gpus": [ids]}].
+
+    explicit: a list of {"port": p, "gpus": [ids]} that replaces the generated layout.
+    Otherwise count replicas on base_port, base_port+1, ..., each with the next
+    gpus_per_replica ids of gpu_ids. Raises ValueError naming the variable that is wrong.
+    """
+    replicas = []
+    if explicit:
+        for index, item in enumerate(explicit):
+            if not isinstance(item, dict):
+                raise ValueError("model_server_replicas[%d]: give a mapping with port and gpus" % index)
+            unknown = sorted(set(item) - set(REPLICA_KEYS))
+            if unknown:
+                raise ValueError("model_server_replicas[%d]: unknown keys %s (port, gpus)" % (index, ", ".join(unknown)))
+            if "port" not in item:
+                raise ValueError("model_server_replicas[%d]: port: not set" % index)
+            gpus = item.get("gpus", [])
+            if isinstance(gpus, (str, int)):
+                gpus = [gpus]
+            replicas.append({"index": index, "port": item["port"], "gpus": list(gpus)})
+        source = "model_server_replicas[%d]"
+    else:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("model_server_replica_count: %s is not a whole number >= 1" % validation._describe(count))
+        problem = validation.port_problem(base_port)
+        if problem:
+            raise ValueError("model_server_base_port: %s" % problem)
+        if isinstance(gpus_per_replica, bool) or not isinstance(gpus_per_replica, int) or gpus_per_replica < 0:
+            raise ValueError("model_server_gpus_per_replica: %s is not a whole number >= 0"
+                             % validation._describe(gpus_per_replica))
+        gpu_ids = list(gpu_ids or [])
+        needed = count * gpus_per_replica
+        if len(gpu_ids) < needed:
+            raise ValueError("model_server_gpu_ids: %d replicas x %d GPUs need %d GPU ids, %d given (%s)"
+                             % (count, gpus_per_replica, needed, len(gpu_ids),
+                                ", ".join(str(g) for g in gpu_ids) or "none"))
+        for index in range(count):
+            replicas.append({"index": index, "port": int(base_port) + index,
+                             "gpus": gpu_ids[index * gpus_per_replica:(index + 1) * gpus_per_replica]})
+        source = "model_server_replica_count/model_server_base_port (replica %d)"
+    seen_ports = {}
+    seen_gpus = {}
+    for replica in replicas:
+        where = source % replica["index"]
+        problem = validation.port_problem(replica["port"])
+        if problem:
+            raise ValueError("%s: port: %s" % (where, problem))
+        replica["port"] = int(replica["port"])
+        if replica["port"] in seen_ports:
+            raise ValueError("%s: port %d is already used by replica %d: every replica needs its own port"
+                             % (where, replica["port"], seen_ports[replica["port"]]))
+        seen_ports[replica["port"]] = replica["index"]
+        for gpu in replica["gpus"]:
+            problem = _gpu_id_problem(gpu)
+            if problem:
+                raise ValueError("%s: gpus: %s" % (where, problem))
+            if str(gpu) in seen_gpus:
+                raise ValueError("%s: GPU %s is already given to replica %d" % (where, gpu, seen_gpus[str(gpu)]))
+            seen_gpus[str(gpu)] = replica["index"]
+        replica["gpus"] = [str(g) for g in replica["gpus"]]
+    return replicas
+
+
+def replica_unit(service_name, index):
+    """systemd unit / container name of one replica."""
+    return "llmfleet-%s-%d" % (service_name, index)
+
+
+def server_name(host, index):
+    """What every load balancer calls a replica (HAProxy server, nginx comment, rolling update)."""
+    return "%s-r%d" % (host, index)
+
+
+def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
+    """Load-balancer members from the model nodes' replica plans.
+
+    model_hosts: the model nodes (inventory names); hostvars: Ansible's hostvars. Each node must
+    carry the fact plan_fact (set by the model_server role's plan.yml): {"address", "replicas"}.
+    Returns [{"name", "host", "zone", "address", "port", "index", "health_path"}] in zone order.
+    """
+    members = []
+    missing = [h for h in model_hosts if plan_fact not in (hostvars.get(h) or {})]
+    if missing:
+        raise ValueError("no replica plan for %s: run the load balancers together with the model nodes "
+                         "(playbooks/serving.yml plans every model node's replicas first; keep them in --limit)"
+                         % ", ".join(sorted(missing, key=zones.natural_key)))
+    order = {z: i for i, z in enumerate(zones.zone_order([(hostvars[h].get("llmfleet_zone") or zones.NO_ZONE)
+                                                           for h in model_hosts]))}
+    for host in sorted(model_hosts, key=lambda h: (order[hostvars[h].get("llmfleet_zone") or zones.NO_ZONE],
+                                                   zones.natural_key(h))):
+        plan = hostvars[host][plan_fact]
+        for replica in plan["replicas"]:
+            members.append({
+                "name": server_name(host, replica["index"]),
+                "host": host,
+                "zone": hostvars[host].get("llmfleet_zone") or zones.NO_ZONE,
+                "address": plan["address"],
+                "port": replica["port"],
+                "index": replica["index"],
+                "health_path": plan["health_path"],
+            })
+    return members
+
+
+def _flag_args(extra_args):
+    return [str(a) for a in (extra_args or [])]
+
+
+def engine_command(engine, model_path, model_name, port, host="0.0.0.0", gpus=(), extra_args=(), runtime="systemd",
+                   launcher="/usr/local/lib/llmfleet/llamacpp_serve.py", python="python3"):
+    """Command line of one replica. In a container the engine listens on its own port (the
+    container port is published as the replica's port); natively on the replica's port."""
+    spec = ENGINES[engine]
+    listen_port = spec["container_port"] if runtime == "docker" else port
+    if engine == "vllm":
+        cmd = ([] if runtime == "docker" else [python, "-m", "vllm.entrypoints.openai.api_server"]) + [
+            "--model", model_path, "--served-model-name", model_name, "--host", host, "--port", str(listen_port),
+            # In-flight requests get time to finish on SIGTERM (default 0 aborts them).
+            "--shutdown-timeout", str(spec["stop_timeout"] - 10)]
+        if gpus and len(gpus) > 1:
+            cmd += ["--tensor-parallel-size", str(len(gpus))]
+    elif engine == "tgi":
+        cmd = ([] if runtime == "docker" else ["text-generation-launcher"]) + [
+            "--model-id", model_path, "--hostname", host, "--port", str(listen_port)]
+        if gpus and len(gpus) > 1:
+            cmd += ["--num-shard", str(len(gpus))]
+    elif engine == "ollama":
+        # Ollama takes its address and model store from the environment (see engine_environment).
+        cmd = ["serve"] if runtime == "docker" else ["ollama", "serve"]
+    else:  # llamacpp
+        if runtime == "docker":
+            cmd = ["-m", model_path, "--alias", model_name, "--host", host, "--port", str(listen_port), "--metrics"]
+            if gpus:
+                cmd += ["-ngl", "999"]
+        else:
+            # xllamacpp ships llama.cpp's server as a library without a command: our launcher
+            # (roles/model_server/files/llamacpp_serve.py) takes the server's own flag names.
+            cmd = [python, launcher, "--model", model_path, "--alias", model_name, "--host", host,
+                   "--port", str(listen_port), "--metrics"]
+            if gpus:
+                cmd += ["--n-gpu-layers", "999"]
+    return cmd + _flag_args(extra_args)
+
+
+def engine_environment(engine, port, model_path, gpus=(), runtime="systemd", extra=None):
+    env = {}
+    if engine == "ollama":
+        env["OLLAMA_HOST"] = "0.0.0.0:%d" % (ENGINES[engine]["container_port"] if runtime == "docker" else port)
+        env["OLLAMA_MODELS"] = model_path
+        # Keep the model loaded: the default unloads it after 5 idle minutes.
+        env["OLLAMA_KEEP_ALIVE"] = "-1"
+    if engine == "vllm":
+        env["HF_HUB_OFFLINE"] = "1"
+    if gpus and runtime == "systemd":
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    env.update({str(k): str(v) for k, v in (extra or {}).items()})
+    return env
+
+
+def docker_container(engine, image, name, replica, model_path, model_name, bind_address="0.0.0.0",
+                     extra_args=(), environment=None, memory="", cpus=0, stop_timeout=None, shm_size=None):
+    """Arguments for community.docker.docker_container for one replica."""
+    spec = ENGINES[engine]
+    model_dir = model_path if engine in ("ollama", "tgi", "vllm") else model_path.rsplit("/", 1)[0]
+    params = {
+        "name": name,
+        "image": image or spec["image"],
+        "command": engine_command(engine, model_path, model_name, replica["port"], gpus=replica["gpus"],
+                                  extra_args=extra_args, runtime="docker"),
+        "env": engine_environment(engine, replica["port"], model_path, replica["gpus"], "docker", environment),
+        "published_ports": ["%s:%d:%d" % (bind_address, replica["port"], spec["container_port"])],
+        # Weights are read-only for the engine, wherever they come from (NFS mount or staged copy).
+        "volumes": ["%s:%s:ro" % (model_dir, model_dir)],
+        "restart_policy": "unless-stopped",
+        "stop_timeout": stop_timeout or spec["stop_timeout"],
+        "healthcheck": {
+            # Engine images differ in what they ship; bash's /dev/tcp needs no curl in the image.
+            "test": ["CMD-SHELL", "exec 3<>/dev/tcp/127.0.0.1/%d" % spec["container_port"]],
+            "interval": "10s", "timeout": "5s", "retries": 3, "start_period": "600s",
+        },
+        "labels": {"llmfleet.engine": engine, "llmfleet.replica": str(replica["index"])},
+    }
+    if replica["gpus"]:
+        params["device_requests"] = [{"driver": "nvidia", "device_ids": list(replica["gpus"]),
+                                      "capabilities": [["gpu"]]}]
+    if spec["ipc_host"]:
+        params["ipc_mode"] = "host"
+    if shm_size or spec["shm_size"]:
+        params["shm_size"] = shm_size or spec["shm_size"]
+    if memory:
+        params["memory"] = memory
+    if cpus:
+        params["cpus"] = cpus
+    return params
+
+
+def host_networks(hosts, hostvars):
+    """Each host's address (llmfleet_address, else ansible_host) as a one-address network."""
+    networks = []
+    for host in hosts:
+        variables = hostvars.get(host) or {}
+        address = str(variables.get("llmfleet_address") or variables.get("ansible_host") or host)
+        networks.append(address + ("/128" if ":" in address else "/32"))
+    return networks
+
+
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+MODEL_KEYS = ("name", "file", "url", "sha256")
+
+
+def models_problem(models):
+    """'' if models is a list of {name, file, url, sha256} with unique names, else what is wrong."""
+    if not isinstance(models, list):
+        return "%s is not a list of models" % validation._describe(models)
+    names = set()
+    for index, model in enumerate(models):
+        where = "[%d]" % index
+        if not isinstance(model, dict):
+            return "%s: %s is not a mapping with name, file, url, sha256" % (where, validation._describe(model))
+        missing = [k for k in MODEL_KEYS if not model.get(k)]
+        if missing:
+            return "%s: %s not set" % (where, ", ".join(missing))
+        unknown = sorted(set(model) - set(MODEL_KEYS))
+        if unknown:
+            return "%s: unknown keys %s (%s)" % (where, ", ".join(unknown), ", ".join(MODEL_KEYS))
+        if not NAME_PATTERN.match(str(model["name"])):
+            return "%s: name: %s must be lower-case letters, digits and dashes" % (where, validation._describe(model["name"]))
+        if model["name"] in names:
+            return "%s: name: %s is listed twice" % (where, model["name"])
+        names.add(model["name"])
+        if "/" in str(model["file"]) or str(model["file"]) in (".", ".."):
+            return "%s: file: %s must be a file name, not a path" % (where, validation._describe(model["file"]))
+        problem = validation.url_problem(model["url"])
+        if problem:
+            return "%s: url: %s" % (where, problem)
+        if not SHA256_PATTERN.match(str(model["sha256"])):
+            return "%s: sha256: %s is not 64 lower-case hex digits" % (where, validation._describe(model["sha256"]))
+    return ""
