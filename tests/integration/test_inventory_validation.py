@@ -40,7 +40,32 @@ def docker_log_size(inv):
     host_vars(inv, "model-a2").update(docker_enabled=True, docker_log_max_size="big")
 
 
+def replicas_on_one_port(inv):
+    host_vars(inv, "model-a1")["model_server_replicas"] = [{"port": 8000}, {"port": 8000}]
+
+
+def fewer_gpus_than_replicas(inv):
+    host_vars(inv, "model-b1").update(model_server_gpu_ids=[0], model_server_gpus_per_replica=1)
+
+
+def unknown_engine(inv):
+    host_vars(inv, "model-c1")["model_server_engine"] = "tensorrt"
+
+
+def backend_not_an_address(inv):
+    host_vars(inv, "model-a2")["llmfleet_address"] = "10.213.9.300"
+
+
+def short_api_key(inv):
+    host_vars(inv, "lb1")["load_balancer_api_keys"] = [{"client": "team-a", "key": "secret"}]
+
+
 @pytest.mark.parametrize("mutate,host,variable,reason", [
+    (replicas_on_one_port, "model-a1", "model_server_replicas[1]", "port 8000 is already used by replica 0"),
+    (fewer_gpus_than_replicas, "model-b1", "model_server_gpu_ids", "2 replicas x 1 GPUs need 2 GPU ids, 1 given"),
+    (unknown_engine, "model-c1", "model_server_engine", "'tensorrt' is not a known engine"),
+    (backend_not_an_address, "model-a2", "llmfleet_address", "is not an IP address"),
+    (short_api_key, "lb1", "load_balancer_api_keys[0] (team-a)", "24 or more printable characters"),
     (driver_branch, "model-c1", "nvidia_driver_branch", "is not a driver branch such as 550"),
     (driver_mirror_without_url, "model-b1", "nvidia_driver_repository_url", "must be set with nvidia_driver_source mirror"),
     (docker_log_size, "model-a2", "docker_log_max_size", "big is not a size such as 100m"),

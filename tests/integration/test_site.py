@@ -7,6 +7,8 @@ pytestmark = pytest.mark.lab
 
 
 def test_second_run_changes_nothing(converged_lab):
+    if converged_lab.site_runs is None:
+        pytest.skip("LLMFLEET_LAB_CONVERGED=1: site.yml was not run by this session")
     first, second = converged_lab.site_runs
     hosts = set(converged_lab.hosts)
     assert set(second.stats["ok"]) == hosts, "every lab host took part"

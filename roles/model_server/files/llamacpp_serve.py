@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run llama.cpp's HTTP server from the xllamacpp wheel until SIGTERM.
 
 xllamacpp (PyPI) is a prebuilt llama.cpp server as a Python extension without a command line;

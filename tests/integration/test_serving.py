@@ -1,0 +1,245 @@
+"""The serving stack after site.yml on the lab: a real llama.cpp model (SmolLM2-135M) on 12 replicas
+(3 zones x 2 nodes x 2), weights copied over NFS from nfs-ganesha, lb1 HAProxy and lb2 nginx in front.
+
+Verified for real here: completions through both LBs (TLS checked against each LB's own certificate),
+spread over zones, 401/429/301, HAProxy's active checks under a killed replica, the weights' bytes.
+Only rendered: the docker runtime and the NFS kernel mount (no Docker inside lab hosts, no kernel NFS).
+"""
+
+import concurrent.futures
+import json
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_VARS = yaml.safe_load((REPO / "inventories/lab/group_vars/load_balancers/main.yml").read_text())
+KEYS = {entry["client"]: entry["key"] for entry in LAB_VARS["load_balancer_api_keys"]}
+MODEL = yaml.safe_load((REPO / "inventories/lab/group_vars/all/main.yml").read_text())["llmfleet_models"][0]
+RESULTS = REPO / ".lab" / "results"
+ZONES = {"zone-a", "zone-b", "zone-c"}
+
+
+class Api:
+    """An OpenAI-style client for one LB that trusts only that LB's certificate."""
+
+    def __init__(self, lab, lb):
+        self.address = lab.hosts[lb]
+        pem = lab.ssh(lb, "sudo -n cat /etc/llmfleet/tls/server.crt")
+        assert pem.returncode == 0, pem.stderr
+        # Hostname checking on: the certificate must name the LB's address.
+        self.context = ssl.create_default_context(cadata=pem.stdout)
+
+    def request(self, path, body=None, key=KEYS["lab-tests"], timeout=30, scheme="https"):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{scheme}://{self.address}{path}", data=data, method="POST" if data else "GET")
+        req.add_header("Content-Type", "application/json")
+        if key:
+            req.add_header("Authorization", f"Bearer {key}")
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context), NoRedirect())
+        try:
+            with opener.open(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    def chat(self, content, max_tokens=4, timeout=30):
+        return self.request("/v1/chat/completions", {"model": MODEL["name"], "max_tokens": max_tokens,
+                                                     "messages": [{"role": "user", "content": content}]},
+                            timeout=timeout)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+@pytest.fixture(scope="module")
+def apis(converged_lab):
+    return {lb: Api(converged_lab, lb) for lb in ("lb1", "lb2")}
+
+
+def haproxy_stat(lab, lb="lb1"):
+    """{server: {"status", "stot", "scur"}} from the runtime API (show stat CSV)."""
+    proc = lab.ssh(lb, "echo 'show stat' | sudo -n socat stdio /run/haproxy/admin.sock")
+    assert proc.returncode == 0, proc.stderr
+    header, *rows = proc.stdout.strip().splitlines()
+    names = header.lstrip("# ").split(",")
+    stats = {}
+    for row in rows:
+        rec = dict(zip(names, row.split(",")))
+        if rec["pxname"] == "llm" and rec["svname"] not in ("BACKEND", "FRONTEND"):
+            stats[rec["svname"]] = {"status": rec["status"], "stot": int(rec["stot"]), "scur": int(rec["scur"])}
+    return stats
+
+
+def zone_of_server(lab, name):
+    return lab.load_inventory()["all"]["children"]["model_nodes"]["hosts"][name.rsplit("-r", 1)[0]]["llmfleet_zone"]
+
+
+def test_chat_completion_through_each_lb(apis, converged_lab):
+    for lb, api in apis.items():
+        status, headers, body = api.chat("Say hello.", max_tokens=8)
+        assert status == 200, (lb, body)
+        answer = json.loads(body)
+        assert answer["model"] == MODEL["name"]
+        assert answer["choices"][0]["message"]["content"].strip(), answer
+        # The request id the LB gave back is in its JSON access log, with the caller's name.
+        request_id = {k.lower(): v for k, v in headers.items()}["x-request-id"]
+        log = converged_lab.ssh(lb, f"sudo -n grep -F '{request_id}' /var/log/llmfleet/lb-access.json")
+        record = json.loads(log.stdout.strip().splitlines()[-1])
+        assert record["request_id"] == request_id and record["api_client"] == "lab-tests" and record["status"] == 200
+
+
+def test_every_replica_is_a_healthy_haproxy_server(converged_lab):
+    stats = haproxy_stat(converged_lab)
+    expected = {f"{node}-r{i}" for node in converged_lab.hosts if node.startswith("model-") for i in (0, 1)}
+    assert set(stats) == expected
+    assert {s["status"] for s in stats.values()} == {"UP"}, stats
+    # The same states through the stats port's Prometheus endpoint, from the infra host (the only
+    # host the firewall lets in there).
+    metrics = converged_lab.ssh("infra1", f"curl -sf http://{converged_lab.hosts['lb1']}:8404/metrics")
+    assert metrics.returncode == 0, metrics.stderr
+    up = [line for line in metrics.stdout.splitlines()
+          if line.startswith('haproxy_server_status{proxy="llm"') and 'state="UP"' in line and line.endswith(" 1")]
+    assert len(up) == len(expected)
+
+
+def test_requests_spread_over_all_zones(apis, converged_lab):
+    before = haproxy_stat(converged_lab)
+    for _request in range(24):
+        assert apis["lb1"].request("/v1/models")[0] == 200
+    after = haproxy_stat(converged_lab)
+    served = {name for name in after if after[name]["stot"] > before[name]["stot"]}
+    assert {zone_of_server(converged_lab, name) for name in served} == ZONES, served
+    # nginx: the access log names the replica address each request went to.
+    addresses = {addr: host for host, addr in converged_lab.hosts.items()}
+    ids = []
+    for _request in range(24):
+        status, headers, _body = apis["lb2"].request("/v1/models")
+        assert status == 200
+        ids.append({k.lower(): v for k, v in headers.items()}["x-request-id"])
+    log = converged_lab.ssh("lb2", "sudo -n tail -n 200 /var/log/llmfleet/lb-access.json").stdout.splitlines()
+    records = [json.loads(line) for line in log]
+    upstreams = {r["server"].split(":")[0] for r in records if r["request_id"] in ids}
+    inventory = converged_lab.load_inventory()["all"]["children"]["model_nodes"]["hosts"]
+    assert {inventory[addresses[a]]["llmfleet_zone"] for a in upstreams} == ZONES
+
+
+@pytest.mark.parametrize("lb", ["lb1", "lb2"])
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_keys_limits_and_tls_are_enforced(apis, lb):
+    api = apis[lb]
+    status, headers, body = api.request("/v1/models", key=None)
+    assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
+    assert api.request("/v1/models", key="not-a-key-of-this-fleet-at-all")[0] == 401
+    # Plain HTTP is only a redirect to HTTPS.
+    status, headers, _body = api.request("/v1/models", scheme="http")
+    assert status == 301 and {k.lower(): v for k, v in headers.items()}["location"].startswith("https://")
+    # TLS below 1.2 is refused.
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.check_hostname, old.verify_mode = False, ssl.CERT_NONE
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    with pytest.raises((ssl.SSLError, OSError)):
+        urllib.request.urlopen(f"https://{api.address}/v1/models", context=old, timeout=10)
+    # lab-limited may send 5 requests per 60 s: a burst of 12 gets 429 after at most 6.
+    codes = [api.request("/v1/models", key=KEYS["lab-limited"])[0] for _request in range(12)]
+    assert codes[0] == 200 and set(codes) == {200, 429} and codes.count(200) <= 6, codes
+    assert codes[codes.index(429):] == [429] * (12 - codes.index(429)), codes
+
+
+def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
+    """A replica is SIGKILLed while 4 clients send completions through both LBs (bounded: 60 s).
+
+    Measured: time until HAProxy marks it DOWN, failed requests (in flight on the killed replica)
+    and failures after it is DOWN (must be none), time until it is back UP after systemd restarts it.
+    """
+    lab = converged_lab
+    victim_host, victim = "model-a1", "model-a1-r0"
+    assert haproxy_stat(lab)[victim]["status"] == "UP"
+    results = []
+    stop = threading.Event()
+    deadline = time.monotonic() + 60
+
+    def client(lb):
+        api = apis[lb]
+        while not stop.is_set() and time.monotonic() < deadline and len(results) < 2000:
+            t0 = time.monotonic()
+            try:
+                status = api.chat("Count to three.", max_tokens=4, timeout=20)[0]
+            except OSError as exc:
+                status = repr(exc)
+            results.append((t0, time.monotonic(), status, lb))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client, lb) for lb in ("lb1", "lb1", "lb2", "lb2")]
+        time.sleep(3)
+        killed_at = time.monotonic()
+        kill = lab.ssh(victim_host, "sudo -n systemctl kill --signal=SIGKILL llmfleet-llm-0.service")
+        assert kill.returncode == 0, kill.stderr
+        down_at = None
+        while time.monotonic() - killed_at < 20:
+            if haproxy_stat(lab)[victim]["status"].startswith("DOWN"):
+                down_at = time.monotonic()
+                break
+            time.sleep(0.2)
+        assert down_at is not None, "HAProxy never marked the killed replica DOWN"
+        time.sleep(3)
+        stop.set()
+        for future in futures:
+            future.result()
+    # Back in the pool: systemd starts it again (RestartSec=5), the checks bring it UP (rise 2).
+    up_at = None
+    while time.monotonic() - down_at < 60:
+        if haproxy_stat(lab)[victim]["status"] == "UP":
+            up_at = time.monotonic()
+            break
+        time.sleep(0.5)
+    assert up_at is not None, "the replica did not come back UP"
+    before = haproxy_stat(lab)[victim]["stot"]
+    for _request in range(36):
+        apis["lb1"].request("/v1/models")
+    assert haproxy_stat(lab)[victim]["stot"] > before, "the restarted replica gets requests again"
+
+    failed = [r for r in results if r[2] != 200]
+    after_down = [r for r in failed if r[0] >= down_at]
+    report = {
+        "requests": len(results),
+        "failed": len(failed),
+        "failed_after_down": len(after_down),
+        "seconds_to_down": round(down_at - killed_at, 2),
+        "seconds_down_to_up": round(up_at - down_at, 2),
+        "failures": [{"started_s": round(r[0] - killed_at, 2), "status": r[2], "lb": r[3]} for r in failed],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "replica-kill.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+    assert len(results) > 20
+    assert after_down == [], report
+    assert report["seconds_to_down"] < 5, report
+
+
+def test_weights_arrive_byte_for_byte_over_nfs(converged_lab):
+    lab = converged_lab
+    path = f"/srv/models/{MODEL['name']}/{MODEL['file']}"
+    store = lab.ssh("infra1", f"sha256sum {path}")
+    assert store.stdout.split()[0] == MODEL["sha256"], store.stdout + store.stderr
+    for node in (n for n in lab.hosts if n.startswith("model-")):
+        local = lab.ssh(node, f"sha256sum {path}")
+        assert local.stdout.split()[0] == MODEL["sha256"], (node, local.stdout, local.stderr)
+    # The export is read-only to the model nodes...
+    write = lab.ssh("model-b1", "sudo -n nfs-cp /etc/hostname nfs://infra1/srv/models/written-by-a-client")
+    assert write.returncode != 0
+    assert lab.ssh("infra1", "test ! -e /srv/models/written-by-a-client").returncode == 0
+    # ...and closed to every other host (lb1 has no NFS client package: a TCP connect must fail).
+    probe = lab.ssh("lb1", "timeout 5 bash -c 'exec 3<>/dev/tcp/infra1/2049' && echo open || echo closed")
+    assert probe.stdout.strip() == "closed"

@@ -1,0 +1,144 @@
+import pytest
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
+
+SHA = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+def test_replicas_count_up_from_the_base_port_and_take_their_gpus_in_order():
+    assert serving.plan_replicas(3, 8000, [0, 1, 2, 3, 4, 5], 2) == [
+        {"index": 0, "port": 8000, "gpus": ["0", "1"]},
+        {"index": 1, "port": 8001, "gpus": ["2", "3"]},
+        {"index": 2, "port": 8002, "gpus": ["4", "5"]},
+    ]
+
+
+def test_cpu_replicas_get_no_gpu():
+    expected = [{"index": 0, "port": 9000, "gpus": []}, {"index": 1, "port": 9001, "gpus": []}]
+    assert serving.plan_replicas(2, 9000) == expected
+
+
+def test_explicit_replicas_replace_the_layout_and_accept_uuids():
+    replicas = serving.plan_replicas(1, 8000, explicit=[{"port": 8100, "gpus": ["GPU-3f2a-11"]}, {"port": "8101", "gpus": 2}])
+    assert replicas == [{"index": 0, "port": 8100, "gpus": ["GPU-3f2a-11"]}, {"index": 1, "port": 8101, "gpus": ["2"]}]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"explicit": [{"port": 8000}, {"port": 8000}]},
+     "model_server_replicas[1]: port 8000 is already used by replica 0: every replica needs its own port"),
+    ({"count": 2, "gpu_ids": [0], "gpus_per_replica": 1},
+     "model_server_gpu_ids: 2 replicas x 1 GPUs need 2 GPU ids, 1 given (0)"),
+    ({"count": 2, "gpus_per_replica": 1}, "model_server_gpu_ids: 2 replicas x 1 GPUs need 2 GPU ids, 0 given (none)"),
+    ({"explicit": [{"port": 8000, "gpus": [0]}, {"port": 8001, "gpus": [0]}]},
+     "model_server_replicas[1]: GPU 0 is already given to replica 0"),
+    ({"explicit": [{"port": 8000, "gpus": ["first"]}]}, "model_server_replicas[0]: gpus: 'first' is not a GPU index or UUID"),
+    ({"explicit": [{"port": 70000}]}, "model_server_replicas[0]: port:"),
+    ({"explicit": [{"gpus": [0]}]}, "model_server_replicas[0]: port: not set"),
+    ({"explicit": [{"port": 8000, "gpu": [0]}]}, "model_server_replicas[0]: unknown keys gpu (port, gpus)"),
+    ({"count": 0}, "model_server_replica_count: 0 is not a whole number >= 1"),
+    ({"count": 1, "base_port": 0}, "model_server_base_port:"),
+    ({"count": 6, "base_port": 65531}, "model_server_replica_count/model_server_base_port (replica 5): port:"),
+])
+def test_bad_layouts_name_the_variable(kwargs, message):
+    args = {"count": 1, "base_port": 8000, "gpu_ids": [], "gpus_per_replica": 0, "explicit": []}
+    args.update(kwargs)
+    with pytest.raises(ValueError) as err:
+        serving.plan_replicas(**args)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_unknown_engine():
+    assert serving.engine_problem("tensorrt") == "'tensorrt' is not a known engine (llamacpp, ollama, tgi, vllm)"
+    assert serving.engine_problem("vllm") == ""
+
+
+HOSTVARS = {
+    "model-b1": {"llmfleet_zone": "zone-b", "model_server_plan": {
+        "address": "10.0.2.11", "health_path": "/health", "replicas": [{"index": 0, "port": 8000, "gpus": []}]}},
+    "model-a10": {"llmfleet_zone": "zone-a", "model_server_plan": {
+        "address": "10.0.1.20", "health_path": "/health", "replicas": [{"index": 0, "port": 8000, "gpus": []}]}},
+    "model-a2": {"llmfleet_zone": "zone-a", "model_server_plan": {
+        "address": "10.0.1.12", "health_path": "/health",
+        "replicas": [{"index": 0, "port": 8000, "gpus": ["0"]}, {"index": 1, "port": 8001, "gpus": ["1"]}]}},
+}
+
+
+def test_lb_members_in_zone_then_natural_order_with_stable_names():
+    members = serving.lb_members(["model-b1", "model-a10", "model-a2"], HOSTVARS)
+    assert [(m["name"], m["zone"], m["address"], m["port"]) for m in members] == [
+        ("model-a2-r0", "zone-a", "10.0.1.12", 8000),
+        ("model-a2-r1", "zone-a", "10.0.1.12", 8001),
+        ("model-a10-r0", "zone-a", "10.0.1.20", 8000),
+        ("model-b1-r0", "zone-b", "10.0.2.11", 8000),
+    ]
+
+
+def test_lb_members_refuse_nodes_without_a_plan():
+    with pytest.raises(ValueError, match="no replica plan for model-c1: run the load balancers together with the model nodes"):
+        serving.lb_members(["model-a2", "model-c1"], dict(HOSTVARS, **{"model-c1": {"llmfleet_zone": "zone-c"}}))
+
+
+def test_vllm_in_docker_listens_on_its_container_port_with_tensor_parallelism():
+    replica = {"index": 1, "port": 8001, "gpus": ["2", "3"]}
+    params = serving.docker_container("vllm", "", "llmfleet-llm-1", replica, "/srv/models/qwen", "qwen")
+    assert params["image"] == serving.ENGINES["vllm"]["image"]
+    assert params["published_ports"] == ["0.0.0.0:8001:8000"]
+    assert params["command"][:6] == ["--model", "/srv/models/qwen", "--served-model-name", "qwen", "--host", "0.0.0.0"]
+    assert params["command"][6:8] == ["--port", "8000"]
+    assert ["--tensor-parallel-size", "2"] == params["command"][-2:]
+    assert params["device_requests"] == [{"driver": "nvidia", "device_ids": ["2", "3"], "capabilities": [["gpu"]]}]
+    assert params["ipc_mode"] == "host"
+    assert params["volumes"] == ["/srv/models/qwen:/srv/models/qwen:ro"]
+    assert params["stop_timeout"] == 60
+    assert "CUDA_VISIBLE_DEVICES" not in params["env"]  # the runtime hands the devices over
+
+
+def test_tgi_gets_shared_memory_and_a_stop_timeout_past_its_drain():
+    params = serving.docker_container("tgi", "", "t", {"index": 0, "port": 8000, "gpus": ["0"]}, "/m/llama", "llama")
+    assert params["shm_size"] == "1g" and params["stop_timeout"] > 90
+    assert "ipc_mode" not in params
+
+
+def test_llamacpp_gguf_mounts_its_directory_and_offloads_to_gpu():
+    params = serving.docker_container("llamacpp", "img", "l", {"index": 0, "port": 8000, "gpus": ["0"]},
+                                      "/srv/models/smollm2/m.gguf", "smollm2", memory="4g", cpus=2)
+    assert params["volumes"] == ["/srv/models/smollm2:/srv/models/smollm2:ro"]
+    assert params["command"][-2:] == ["-ngl", "999"] and "--metrics" in params["command"]
+    assert params["memory"] == "4g" and params["cpus"] == 2 and params["image"] == "img"
+
+
+def test_native_replicas_pin_gpus_through_the_environment():
+    cmd = serving.engine_command("llamacpp", "/m.gguf", "smollm2", 8003, python="/opt/v/bin/python")
+    assert cmd[:2] == ["/opt/v/bin/python", "/usr/local/lib/llmfleet/llamacpp_serve.py"]
+    assert cmd[cmd.index("--port") + 1] == "8003"
+    env = serving.engine_environment("vllm", 8000, "/m", ["0", "1"], "systemd", {"VLLM_LOGGING_LEVEL": "INFO"})
+    assert env == {"HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "0,1", "VLLM_LOGGING_LEVEL": "INFO"}
+    ollama = serving.engine_environment("ollama", 8002, "/srv/models/ollama", runtime="systemd")
+    assert ollama["OLLAMA_HOST"] == "0.0.0.0:8002" and ollama["OLLAMA_KEEP_ALIVE"] == "-1"
+
+
+def test_host_networks_prefer_llmfleet_address():
+    hostvars = {"lb1": {"ansible_host": "lb1.example.com", "llmfleet_address": "10.0.0.5"},
+                "lb2": {"ansible_host": "10.0.0.6"}, "v6": {"ansible_host": "fd00::6"}}
+    assert serving.host_networks(["lb1", "lb2", "v6"], hostvars) == ["10.0.0.5/32", "10.0.0.6/32", "fd00::6/128"]
+
+
+@pytest.mark.parametrize("models,message", [
+    ([{"name": "smollm2", "file": "m.gguf", "url": "http://mirror/m.gguf", "sha256": SHA}], ""),
+    ("smollm2", "'smollm2' is not a list of models"),
+    ([{"name": "smollm2", "file": "m.gguf", "url": "http://mirror/m.gguf"}], "[0]: sha256 not set"),
+    ([{"name": "Big Model", "file": "m", "url": "http://m/m", "sha256": SHA}], "[0]: name: 'Big Model' must be lower-case"),
+    ([{"name": "a", "file": "../m", "url": "http://m/m", "sha256": SHA}], "[0]: file: '../m' must be a file name"),
+    ([{"name": "a", "file": "m", "url": "ftp://m/m", "sha256": SHA}], "[0]: url: 'ftp://m/m' is not a URL"),
+    ([{"name": "a", "file": "m", "url": "http://m/m", "sha256": SHA.upper()}], "[0]: sha256: "),
+    ([{"name": "a", "file": "m", "url": "http://m/m", "sha256": SHA}] * 2, "[1]: name: a is listed twice"),
+])
+def test_models_problem(models, message):
+    problem = serving.models_problem(models)
+    assert problem.startswith(message) and (problem == "") == (message == ""), problem
+
+
+def test_an_unquoted_all_digit_checksum_is_explained():
+    model = {"name": "a", "file": "m", "url": "http://m/m", "sha256": 0}
+    assert serving.models_problem([model]) == (
+        "[0]: sha256: 0 is a number, not text: quote it (YAML reads an all-digit value as a number)")
