@@ -225,7 +225,9 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
     print(json.dumps(report))
     assert len(results) > 20
     assert after_down == [], report
-    assert report["seconds_to_down"] < 5, report
+    # fall 2 x inter 1 s after the kill, plus the SSH round trips of this poll on a loaded 2-core machine
+    # (seen: 1.5-3.1 s).
+    assert report["seconds_to_down"] < 6, report
 
 
 def test_weights_arrive_byte_for_byte_over_nfs(converged_lab):

@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""Health gate: is a model-server replica really serving?
+
+A replica passes when it answers `consecutive` probes in a row. One probe is the readiness
+endpoint (status, optionally a JMESPath expression on its JSON body) and, when asked, a real
+chat completion within a latency budget: vLLM's /health can be 200 before the engine serves
+(vllm#15313), so only a completion proves it. Connection refused and 503 mean "still loading"
+(engines refuse connections or answer 503 while the model loads) and have their own, longer
+timeout. Every attempt is reported.
+
+The HTTP call and the clock are passed in, so that the logic is tested without sockets or sleeps.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+LOADING_STATUSES = (503,)
+
+
+class Response(object):
+    def __init__(self, status, body=b"", error=None, refused=False, seconds=0.0):
+        self.status = status
+        self.body = body
+        self.error = error
+        self.refused = refused
+        self.seconds = seconds
+
+
+def _json(body):
+    try:
+        return json.loads(body.decode("utf-8") if isinstance(body, bytes) else body), ""
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, "body is not JSON (%s)" % exc
+
+
+def check_response(resp, expect_status, query=None, expect=None, search=None):
+    """(state, reason): state is 'ok', 'loading' or 'failed'."""
+    if resp.refused:
+        return "loading", "connection refused"
+    if resp.error:
+        return "failed", resp.error
+    if resp.status in LOADING_STATUSES and resp.status != expect_status:
+        return "loading", "HTTP %d (loading)" % resp.status
+    if resp.status != expect_status:
+        return "failed", "HTTP %d, expected %d" % (resp.status, expect_status)
+    if query:
+        data, problem = _json(resp.body)
+        if problem:
+            return "failed", problem
+        value = search(query, data)
+        if expect is None:
+            if value in (None, False, "", [], {}):
+                return "failed", "%s is %r" % (query, value)
+        elif value != expect:
+            return "failed", "%s is %r, expected %r" % (query, value, expect)
+    return "ok", ""
+
+
+def check_completion(resp, latency_budget):
+    """A chat completion must be 200, carry a non-empty answer, and come within the budget."""
+    state, reason = check_response(resp, 200)
+    if state != "ok":
+        return state, "completion: " + reason
+    data, problem = _json(resp.body)
+    if problem:
+        return "failed", "completion: " + problem
+    try:
+        choice = data["choices"][0]
+        text = (choice.get("message") or {}).get("content") or choice.get("text") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return "failed", "completion: no choices in the answer"
+    if not text.strip():
+        return "failed", "completion: empty answer"
+    if latency_budget and resp.seconds > latency_budget:
+        return "failed", "completion: %.2f s, over the %.2f s budget" % (resp.seconds, latency_budget)
+    return "ok", ""
+
+
+def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loading_timeout=600.0):
+    """Probe until `consecutive` passes in a row, or give up.
+
+    probe(): (state, reason, details) with state 'ok', 'loading' or 'failed'.
+    Deadlines: loading_timeout while the replica is loading (from the start); after its first
+    non-loading answer, timeout more seconds to pass.
+    Returns a report dict: passed, reason, attempts, loading_seconds, seconds.
+    """
+    start = clock()
+    loaded_at = None
+    streak = 0
+    attempts = []
+    while True:
+        now = clock()
+        state, reason, details = probe()
+        attempt = {"at": round(now - start, 3), "state": state}
+        if reason:
+            attempt["reason"] = reason
+        attempt.update(details or {})
+        attempts.append(attempt)
+        now = clock()
+        if state == "loading" and loaded_at is None:
+            streak = 0
+            if now - start >= loading_timeout:
+                return _report(False, "still loading after %.0f s (%s)" % (now - start, reason), attempts, start, now,
+                               now - start)
+        else:
+            if loaded_at is None:
+                loaded_at = now
+            if state == "ok":
+                streak += 1
+                if streak >= consecutive:
+                    return _report(True, "", attempts, start, now, loaded_at - start)
+            else:
+                streak = 0
+            if now - loaded_at >= timeout:
+                return _report(False, "no %d passing checks in a row within %.0f s of loading; last: %s"
+                               % (consecutive, timeout, reason or state), attempts, start, now, loaded_at - start)
+        sleep(interval)
+
+
+def _report(passed, reason, attempts, start, end, loading):
+    return {"passed": passed, "reason": reason, "attempts": attempts,
+            "loading_seconds": round(loading, 3), "seconds": round(end - start, 3)}

@@ -1,0 +1,238 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: health_gate
+short_description: Wait until a model-server replica really serves (readiness and a real completion)
+version_added: 0.1.0
+description:
+  - Probes one replica until it passes I(consecutive) checks in a row. A check is the readiness
+    endpoint (expected status, optionally a JMESPath expression on its JSON body) and, with
+    I(completion), an OpenAI-style chat completion that must return a non-empty answer within
+    I(completion.latency_budget) seconds.
+  - Connection refused and HTTP 503 count as "loading" (engines refuse connections or answer 503
+    while the model loads) and have their own I(loading_timeout); once the replica answered
+    otherwise, it has I(timeout) seconds to pass.
+  - Fails with the report of every attempt when the replica does not pass. Reads only, so it runs
+    the same in check mode.
+options:
+  url:
+    description: Base URL of the replica, for example C(http://10.0.1.11:8000).
+    type: str
+    required: true
+  health_path:
+    description: Readiness path (the engine's, see module_utils/serving.py).
+    type: str
+    default: /health
+  expect_status:
+    description: Status the readiness endpoint must answer.
+    type: int
+    default: 200
+  json_query:
+    description: JMESPath expression on the readiness answer's JSON body that must be truthy (or equal I(json_expect)).
+    type: str
+  json_expect:
+    description: Value I(json_query) must equal.
+    type: raw
+  completion:
+    description: A real chat completion each check sends (omit to check readiness only).
+    type: dict
+    suboptions:
+      model:
+        description: Model name.
+        type: str
+        required: true
+      prompt:
+        description: User message.
+        type: str
+        default: Reply with the word ready.
+      max_tokens:
+        description: Tokens to generate.
+        type: int
+        default: 4
+      path:
+        description: Completion path.
+        type: str
+        default: /v1/chat/completions
+      latency_budget:
+        description: Seconds the completion may take; 0 for no budget.
+        type: float
+        default: 0
+  headers:
+    description: Extra request headers (for example C(Authorization)).
+    type: dict
+    default: {}
+  consecutive:
+    description: Passing checks needed in a row.
+    type: int
+    default: 3
+  interval:
+    description: Seconds between checks.
+    type: float
+    default: 1.0
+  timeout:
+    description: Seconds to pass once the replica stopped loading.
+    type: float
+    default: 60
+  loading_timeout:
+    description: Seconds the replica may spend loading (refusing connections or answering 503).
+    type: float
+    default: 600
+  request_timeout:
+    description: Seconds one HTTP request may take.
+    type: float
+    default: 30
+  validate_certs:
+    description: Verify TLS certificates (https URLs).
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Probes in check mode too; it changes nothing either way.
+  diff_mode:
+    support: none
+    description: Not supported.
+requirements: [jmespath (only with json_query)]
+author: llmfleet maintainers (@llmfleet)
+"""
+
+EXAMPLES = r"""
+- name: Gate a replica after its update
+  llmfleet.cluster.health_gate:
+    url: "http://{{ llmfleet_address | default(ansible_host) }}:8000"
+    health_path: /health
+    json_query: status
+    json_expect: ok
+    completion:
+      model: smollm2
+      latency_budget: 2
+    consecutive: 3
+    loading_timeout: 900
+  delegate_to: localhost
+  register: gate
+"""
+
+RETURN = r"""
+passed:
+  description: Whether the replica passed.
+  returned: always
+  type: bool
+attempts:
+  description: Every check, with its time from the start (at), state (ok, loading, failed), reason and latencies.
+  returned: always
+  type: list
+  elements: dict
+reason:
+  description: Why the replica did not pass; empty when it passed.
+  returned: always
+  type: str
+loading_seconds:
+  description: Seconds until the replica stopped loading.
+  returned: always
+  type: float
+seconds:
+  description: Seconds the gate took.
+  returned: always
+  type: float
+"""
+
+import json
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import health_gate
+
+try:
+    import jmespath
+    HAS_JMESPATH = True
+except ImportError:
+    HAS_JMESPATH = False
+
+
+def fetch(url, data, headers, timeout, validate_certs):
+    started = time.monotonic()
+    try:
+        resp = open_url(url, data=data, headers=headers, method="POST" if data else "GET", timeout=timeout,
+                        validate_certs=validate_certs)
+        return health_gate.Response(resp.getcode(), resp.read(), seconds=time.monotonic() - started)
+    except HTTPError as exc:
+        return health_gate.Response(exc.code, exc.read(), seconds=time.monotonic() - started)
+    except URLError as exc:
+        refused = isinstance(exc.reason, ConnectionRefusedError)
+        return health_gate.Response(None, error="%s" % exc.reason, refused=refused, seconds=time.monotonic() - started)
+    except (OSError, ValueError) as exc:  # timeouts, resets, malformed answers
+        return health_gate.Response(None, error="%s: %s" % (type(exc).__name__, exc), seconds=time.monotonic() - started)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            url=dict(type="str", required=True),
+            health_path=dict(type="str", default="/health"),
+            expect_status=dict(type="int", default=200),
+            json_query=dict(type="str"),
+            json_expect=dict(type="raw"),
+            completion=dict(type="dict", options=dict(
+                model=dict(type="str", required=True),
+                prompt=dict(type="str", default="Reply with the word ready."),
+                max_tokens=dict(type="int", default=4, no_log=False),
+                path=dict(type="str", default="/v1/chat/completions"),
+                latency_budget=dict(type="float", default=0),
+            )),
+            headers=dict(type="dict", default={}),
+            consecutive=dict(type="int", default=3),
+            interval=dict(type="float", default=1.0),
+            timeout=dict(type="float", default=60),
+            loading_timeout=dict(type="float", default=600),
+            request_timeout=dict(type="float", default=30),
+            validate_certs=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not p["url"].startswith(("http://", "https://")):
+        module.fail_json(msg="url: %r is not an http:// or https:// URL" % p["url"])
+    for name in ("consecutive", "interval", "timeout", "loading_timeout", "request_timeout"):
+        if p[name] is None or p[name] <= 0:
+            module.fail_json(msg="%s: must be greater than 0, got %r" % (name, p[name]))
+    if p["json_query"] and not HAS_JMESPATH:
+        module.fail_json(msg="json_query needs the Python library jmespath where this module runs")
+    base = p["url"].rstrip("/")
+    headers = dict(p["headers"], **{"Content-Type": "application/json"})
+    completion = p["completion"]
+    body = None
+    if completion:
+        body = json.dumps({"model": completion["model"], "max_tokens": completion["max_tokens"],
+                           "messages": [{"role": "user", "content": completion["prompt"]}]}).encode()
+
+    def probe():
+        resp = fetch(base + p["health_path"], None, headers, p["request_timeout"], p["validate_certs"])
+        state, reason = health_gate.check_response(resp, p["expect_status"], p["json_query"], p["json_expect"],
+                                                   jmespath.search if HAS_JMESPATH else None)
+        details = {"health_status": resp.status, "health_ms": round(resp.seconds * 1000, 1)}
+        if state != "ok" or not completion:
+            return state, reason, details
+        answer = fetch(base + completion["path"], body, headers, p["request_timeout"], p["validate_certs"])
+        state, reason = health_gate.check_completion(answer, completion["latency_budget"])
+        details.update(completion_status=answer.status, completion_ms=round(answer.seconds * 1000, 1))
+        return state, reason, details
+
+    report = health_gate.run_gate(probe, time.monotonic, time.sleep, p["consecutive"], p["interval"],
+                                  p["timeout"], p["loading_timeout"])
+    if not report["passed"]:
+        module.fail_json(msg="%s: %s" % (base, report["reason"]), changed=False, **report)
+    module.exit_json(changed=False, **report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+import json
+
+import jmespath
+import pytest
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import health_gate as hg
+
+OK_CHAT = json.dumps({"choices": [{"message": {"role": "assistant", "content": "ready"}}]}).encode()
+
+
+class Clock:
+    """A fake clock: each probe takes `step` seconds, sleep advances it."""
+
+    def __init__(self, step=0.1):
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def scripted(clock, states):
+    """A probe that returns the given states in order, then the last one forever."""
+    states = list(states)
+
+    def probe():
+        clock.now += clock.step
+        state = states.pop(0) if len(states) > 1 else states[0]
+        return state, "" if state == "ok" else "scripted " + state, {}
+    return probe
+
+
+def test_loading_then_three_passes_in_a_row():
+    clock = Clock()
+    report = hg.run_gate(scripted(clock, ["loading"] * 5 + ["ok", "failed", "ok", "ok", "ok"]), clock, clock.sleep,
+                         consecutive=3, interval=1, timeout=30, loading_timeout=60)
+    assert report["passed"] and report["reason"] == ""
+    assert [a["state"] for a in report["attempts"]] == ["loading"] * 5 + ["ok", "failed", "ok", "ok", "ok"]
+    assert report["loading_seconds"] == pytest.approx(5.6)  # 5 loading probes + 1 s sleeps, then the first answer
+
+
+def test_loading_has_its_own_deadline():
+    clock = Clock()
+    report = hg.run_gate(scripted(clock, ["loading"]), clock, clock.sleep, consecutive=1, interval=1,
+                         timeout=5, loading_timeout=20)
+    assert not report["passed"] and report["reason"].startswith("still loading after 2")
+    assert report["reason"].endswith(" s (scripted loading)") and 20 <= report["seconds"] < 22
+    assert 18 <= len(report["attempts"]) <= 20
+
+
+def test_a_replica_that_answers_but_never_passes_fails_after_timeout_not_loading_timeout():
+    clock = Clock()
+    report = hg.run_gate(scripted(clock, ["loading", "loading", "failed"]), clock, clock.sleep, consecutive=2,
+                         interval=1, timeout=10, loading_timeout=600)
+    assert not report["passed"]
+    assert report["reason"] == "no 2 passing checks in a row within 10 s of loading; last: scripted failed"
+    assert report["seconds"] < 15
+
+
+def test_flapping_never_counts_as_consecutive():
+    clock = Clock()
+    report = hg.run_gate(scripted(clock, ["ok", "failed"] * 50), clock, clock.sleep, consecutive=2, interval=1,
+                         timeout=20, loading_timeout=60)
+    assert not report["passed"]
+
+
+def test_503_after_loading_is_a_failure_of_the_streak():
+    clock = Clock()
+    report = hg.run_gate(scripted(clock, ["ok", "loading", "ok", "ok"]), clock, clock.sleep, consecutive=2,
+                         interval=1, timeout=20, loading_timeout=60)
+    assert report["passed"] and len(report["attempts"]) == 4
+
+
+@pytest.mark.parametrize("resp,kwargs,expected", [
+    (hg.Response(None, refused=True), {}, ("loading", "connection refused")),
+    (hg.Response(503, b'{"message":"Loading model"}'), {}, ("loading", "HTTP 503 (loading)")),
+    (hg.Response(500, b""), {}, ("failed", "HTTP 500, expected 200")),
+    (hg.Response(None, error="timed out"), {}, ("failed", "timed out")),
+    (hg.Response(200, b'{"status":"ok"}'), {"query": "status", "expect": "ok"}, ("ok", "")),
+    (hg.Response(200, b'{"status":"degraded"}'), {"query": "status", "expect": "ok"},
+     ("failed", "status is 'degraded', expected 'ok'")),
+    (hg.Response(200, b'{"data":[]}'), {"query": "data[?id=='smollm2']"}, ("failed", "data[?id=='smollm2'] is []")),
+    (hg.Response(200, b'{"data":[{"id":"smollm2"}]}'), {"query": "data[?id=='smollm2']"}, ("ok", "")),
+    (hg.Response(200, b"<html>"), {"query": "status"}, ("failed", "body is not JSON")),
+])
+def test_readiness_answers(resp, kwargs, expected):
+    state, reason = hg.check_response(resp, 200, search=jmespath.search, **kwargs)
+    assert state == expected[0] and reason.startswith(expected[1]), reason
+
+
+@pytest.mark.parametrize("resp,expected", [
+    (hg.Response(200, OK_CHAT, seconds=0.2), ("ok", "")),
+    (hg.Response(200, OK_CHAT, seconds=3.0), ("failed", "completion: 3.00 s, over the 2.00 s budget")),
+    (hg.Response(200, b'{"choices":[{"message":{"content":"  "}}]}'), ("failed", "completion: empty answer")),
+    (hg.Response(200, b'{"error":"x"}'), ("failed", "completion: no choices")),
+    (hg.Response(200, b"not json"), ("failed", "completion: body is not JSON")),
+    (hg.Response(503, b""), ("loading", "completion: HTTP 503")),
+    (hg.Response(200, b'{"choices":[{"text":"legacy completion"}]}'), ("ok", "")),
+])
+def test_completion_answers(resp, expected):
+    state, reason = hg.check_completion(resp, 2.0)
+    assert state == expected[0] and reason.startswith(expected[1]), reason

@@ -1,0 +1,124 @@
+"""The module against real HTTP servers on loopback that behave like engines: loading (refused, then
+503), serving, answering slowly, answering garbage."""
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.llmfleet.cluster.plugins.modules import health_gate
+
+
+class Engine(BaseHTTPRequestHandler):
+    ready_at = 0.0          # monotonic time from which /health says ok
+    completion_delay = 0.0  # seconds a completion takes
+    completion_body = json.dumps({"choices": [{"message": {"content": "ready"}}]})
+    requests = []
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        type(self).requests.append(("GET", self.path, self.headers.get("Authorization")))
+        if time.monotonic() < self.ready_at:
+            return self._send(503, '{"message":"Loading model"}')
+        return self._send(200, '{"status":"ok"}')
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(("POST", self.path, body["model"]))
+        time.sleep(self.completion_delay)
+        return self._send(200, self.completion_body)
+
+
+@pytest.fixture
+def engine():
+    handler = type("TestEngine", (Engine,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+def args(port, **extra):
+    base = {"url": "http://127.0.0.1:%d" % port, "interval": 0.05, "consecutive": 2, "timeout": 3,
+            "loading_timeout": 5, "request_timeout": 2}
+    base.update(extra)
+    return base
+
+
+def test_passes_after_loading_with_real_completions(module_runner, engine):
+    server, handler = engine
+    handler.ready_at = time.monotonic() + 0.4
+    code, result = module_runner(health_gate.main, args(server.server_port, json_query="status", json_expect="ok",
+                                                        completion={"model": "smollm2", "latency_budget": 1},
+                                                        headers={"Authorization": "Bearer k"}))
+    assert code == 0 and result["passed"] and not result["changed"], result
+    states = [a["state"] for a in result["attempts"]]
+    assert states[0] == "loading" and states[-2:] == ["ok", "ok"]
+    assert result["loading_seconds"] >= 0.3
+    assert ("POST", "/v1/chat/completions", "smollm2") in handler.requests
+    assert ("GET", "/health", "Bearer k") in handler.requests
+
+
+def test_slow_completion_fails_the_latency_budget(module_runner, engine):
+    server, handler = engine
+    handler.completion_delay = 0.3
+    code, result = module_runner(health_gate.main, args(server.server_port, completion={"model": "m", "latency_budget": 0.1},
+                                                        timeout=1))
+    assert code == 1 and not result["passed"]
+    assert "over the 0.10 s budget" in result["msg"] and result["attempts"][-1]["completion_status"] == 200
+
+
+def test_empty_completion_is_not_ready(module_runner, engine):
+    server, handler = engine
+    handler.completion_body = '{"choices":[{"message":{"content":""}}]}'
+    code, result = module_runner(health_gate.main, args(server.server_port, completion={"model": "m"}, timeout=0.5))
+    assert code == 1 and "completion: empty answer" in result["msg"]
+
+
+def test_connection_refused_is_loading_until_its_deadline(module_runner):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    code, result = module_runner(health_gate.main, args(port, loading_timeout=0.5, _ansible_check_mode=True))
+    assert code == 1 and result["msg"].endswith("(connection refused)") and "still loading" in result["msg"]
+    assert {a["state"] for a in result["attempts"]} == {"loading"}
+    assert time.monotonic() - started < 3
+
+
+def test_a_server_that_hangs_is_bounded_by_request_timeout(module_runner):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections, never answers
+    try:
+        started = time.monotonic()
+        code, result = module_runner(health_gate.main, args(listener.getsockname()[1], request_timeout=0.3, timeout=1))
+        assert code == 1 and result["attempts"][0]["state"] == "failed"
+        assert time.monotonic() - started < 4
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"url": "10.0.0.1:8000"}, "url: '10.0.0.1:8000' is not an http:// or https:// URL"),
+    ({"consecutive": 0}, "consecutive: must be greater than 0"),
+    ({"completion": {"prompt": "hi"}}, "missing required arguments: model"),
+])
+def test_bad_arguments(module_runner, bad, message):
+    code, result = module_runner(health_gate.main, dict(args(1), **bad))
+    assert code == 1 and message in result["msg"], result["msg"]
