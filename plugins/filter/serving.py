@@ -19,7 +19,7 @@ description:
     (empty when the input is fine), for assertions that name the host.
   - The same file holds C(llmfleet_lb_members) (every replica of every model node as a load-balancer
     member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine)
-    (an engine's ports and paths), C(llmfleet_host_networks) (hosts' addresses as /32 networks) and
+    (an engine's ports and paths), C(llmfleet_host_addresses), C(llmfleet_host_networks) (hosts' addresses, as /32 networks) and
     C(llmfleet_models_problem) and
     C(model_server_container) (community.docker.docker_container arguments).
 options:
@@ -111,6 +111,10 @@ def model_server_container(replica, engine, image, name, model_path, model_name,
     return serving.docker_container(engine, image, name, replica, model_path, model_name, **kwargs)
 
 
+def llmfleet_host_addresses(hosts, hostvars):
+    return serving.host_addresses(list(hosts), hostvars)
+
+
 def llmfleet_host_networks(hosts, hostvars):
     return serving.host_networks(list(hosts), hostvars)
 
@@ -129,6 +133,7 @@ class FilterModule(object):
             "model_server_environment": model_server_environment,
             "model_server_container": model_server_container,
             "model_server_engine": model_server_engine,
+            "llmfleet_host_addresses": llmfleet_host_addresses,
             "llmfleet_host_networks": llmfleet_host_networks,
             "llmfleet_models_problem": llmfleet_models_problem,
         }

@@ -276,14 +276,15 @@ def docker_container(engine, image, name, replica, model_path, model_name, bind_
     return params
 
 
+def host_addresses(hosts, hostvars):
+    """Each host's address: llmfleet_address, else ansible_host (what the fleet uses to reach it)."""
+    return [str((hostvars.get(host) or {}).get("llmfleet_address") or (hostvars.get(host) or {}).get("ansible_host") or host)
+            for host in hosts]
+
+
 def host_networks(hosts, hostvars):
-    """Each host's address (llmfleet_address, else ansible_host) as a one-address network."""
-    networks = []
-    for host in hosts:
-        variables = hostvars.get(host) or {}
-        address = str(variables.get("llmfleet_address") or variables.get("ansible_host") or host)
-        networks.append(address + ("/128" if ":" in address else "/32"))
-    return networks
+    """Each host's address as a one-address network."""
+    return [a + ("/128" if ":" in a else "/32") for a in host_addresses(hosts, hostvars)]
 
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")

@@ -121,6 +121,7 @@ def test_host_networks_prefer_llmfleet_address():
     hostvars = {"lb1": {"ansible_host": "lb1.example.com", "llmfleet_address": "10.0.0.5"},
                 "lb2": {"ansible_host": "10.0.0.6"}, "v6": {"ansible_host": "fd00::6"}}
     assert serving.host_networks(["lb1", "lb2", "v6"], hostvars) == ["10.0.0.5/32", "10.0.0.6/32", "fd00::6/128"]
+    assert serving.host_addresses(["lb1", "v6"], hostvars) == ["10.0.0.5", "fd00::6"]
 
 
 @pytest.mark.parametrize("models,message", [
