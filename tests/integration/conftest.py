@@ -56,9 +56,11 @@ class Lab:
                               env=ansible_env(ANSIBLE_STDOUT_CALLBACK=callback))
 
     def inventory_copy(self, tmp_path, mutate):
-        """A copy of the lab inventory (with its group_vars) changed by mutate(dict)."""
+        """A copy of the lab inventory (with its group_vars and host_vars) changed by mutate(dict)."""
         target = tmp_path / "inventory"
         shutil.copytree(self.inventory.parent / "group_vars", target / "group_vars")
+        if (self.inventory.parent / "host_vars").is_dir():
+            shutil.copytree(self.inventory.parent / "host_vars", target / "host_vars")
         inv = self.load_inventory()
         mutate(inv)
         (target / "hosts.yml").write_text(json.dumps(inv))

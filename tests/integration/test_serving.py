@@ -6,79 +6,23 @@ spread over zones, 401/429/301, HAProxy's active checks under a killed replica, 
 Only rendered: the docker runtime and the NFS kernel mount (no Docker inside lab hosts, no kernel NFS).
 """
 
-import concurrent.futures
 import json
 import ssl
-import threading
 import time
-import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-import yaml
+from lbclient import KEYS, MODEL, REPO, Api, Load, haproxy_stat
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
-LAB_VARS = yaml.safe_load((REPO / "inventories/lab/group_vars/load_balancers/main.yml").read_text())
-KEYS = {entry["client"]: entry["key"] for entry in LAB_VARS["load_balancer_api_keys"]}
-MODEL = yaml.safe_load((REPO / "inventories/lab/group_vars/all/main.yml").read_text())["llmfleet_models"][0]
 RESULTS = REPO / ".lab" / "results"
 ZONES = {"zone-a", "zone-b", "zone-c"}
-
-
-class Api:
-    """An OpenAI-style client for one LB that trusts only that LB's certificate."""
-
-    def __init__(self, lab, lb):
-        self.address = lab.hosts[lb]
-        pem = lab.ssh(lb, "sudo -n cat /etc/llmfleet/tls/server.crt")
-        assert pem.returncode == 0, pem.stderr
-        # Hostname checking on: the certificate must name the LB's address.
-        self.context = ssl.create_default_context(cadata=pem.stdout)
-
-    def request(self, path, body=None, key=KEYS["lab-tests"], timeout=30, scheme="https"):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{scheme}://{self.address}{path}", data=data, method="POST" if data else "GET")
-        req.add_header("Content-Type", "application/json")
-        if key:
-            req.add_header("Authorization", f"Bearer {key}")
-        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context), NoRedirect())
-        try:
-            with opener.open(req, timeout=timeout) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
-
-    def chat(self, content, max_tokens=4, timeout=30):
-        return self.request("/v1/chat/completions", {"model": MODEL["name"], "max_tokens": max_tokens,
-                                                     "messages": [{"role": "user", "content": content}]},
-                            timeout=timeout)
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
 
 
 @pytest.fixture(scope="module")
 def apis(converged_lab):
     return {lb: Api(converged_lab, lb) for lb in ("lb1", "lb2")}
-
-
-def haproxy_stat(lab, lb="lb1"):
-    """{server: {"status", "stot", "scur"}} from the runtime API (show stat CSV)."""
-    proc = lab.ssh(lb, "echo 'show stat' | sudo -n socat stdio /run/haproxy/admin.sock")
-    assert proc.returncode == 0, proc.stderr
-    header, *rows = proc.stdout.strip().splitlines()
-    names = header.lstrip("# ").split(",")
-    stats = {}
-    for row in rows:
-        rec = dict(zip(names, row.split(",")))
-        if rec["pxname"] == "llm" and rec["svname"] not in ("BACKEND", "FRONTEND"):
-            stats[rec["svname"]] = {"status": rec["status"], "stot": int(rec["stot"]), "scur": int(rec["scur"])}
-    return stats
 
 
 def zone_of_server(lab, name):
@@ -166,22 +110,7 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
     lab = converged_lab
     victim_host, victim = "model-a1", "model-a1-r0"
     assert haproxy_stat(lab)[victim]["status"] == "UP"
-    results = []
-    stop = threading.Event()
-    deadline = time.monotonic() + 60
-
-    def client(lb):
-        api = apis[lb]
-        while not stop.is_set() and time.monotonic() < deadline and len(results) < 2000:
-            t0 = time.monotonic()
-            try:
-                status = api.chat("Count to three.", max_tokens=4, timeout=20)[0]
-            except OSError as exc:
-                status = repr(exc)
-            results.append((t0, time.monotonic(), status, lb))
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(client, lb) for lb in ("lb1", "lb1", "lb2", "lb2")]
+    with Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=60) as load:
         time.sleep(3)
         killed_at = time.monotonic()
         kill = lab.ssh(victim_host, "sudo -n systemctl kill --signal=SIGKILL llmfleet-llm-0.service")
@@ -194,9 +123,7 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
             time.sleep(0.2)
         assert down_at is not None, "HAProxy never marked the killed replica DOWN"
         time.sleep(3)
-        stop.set()
-        for future in futures:
-            future.result()
+    results = load.results
     # Back in the pool: systemd starts it again (RestartSec=5), the checks bring it UP (rise 2).
     up_at = None
     while time.monotonic() - down_at < 60:
@@ -210,7 +137,7 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
         apis["lb1"].request("/v1/models")
     assert haproxy_stat(lab)[victim]["stot"] > before, "the restarted replica gets requests again"
 
-    failed = [r for r in results if r[2] != 200]
+    failed = load.failed()
     after_down = [r for r in failed if r[0] >= down_at]
     report = {
         "requests": len(results),

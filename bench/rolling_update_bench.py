@@ -1,0 +1,118 @@
+"""Rolling-update time against its physical limit, from one run on the lab. Prints figures; asserts nothing.
+
+Physical limit of a zone-by-zone update: for each zone, the time its in-flight requests take to
+finish (the drain wait the LB module measured) plus the time a replica takes from restart to its
+first real completion (measured here by restarting one drained-free replica on its node and polling
+a chat completion on 127.0.0.1). The zones' replicas restart in parallel, so one restart-to-ready per
+zone. Overhead = everything else: Ansible's task round trips, the model_server role's checks, the
+gate's consecutive checks, the wait for HAProxy's rise checks. No soak (rolling_update_soak_seconds=0),
+no client load (drain waits are then ~0).
+
+Usage (lab up and site.yml applied): .venv/bin/python bench/rolling_update_bench.py
+It updates the lab to another llama.cpp context size and back (measured runs) and leaves the lab on
+the release the inventory describes.
+"""
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = REPO / ".lab" / "ssh"
+
+PROBE = r'''
+import json, subprocess, sys, time, urllib.request
+body = json.dumps({"model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}).encode()
+subprocess.run(["sudo", "-n", "systemctl", "restart", "llmfleet-llm-1.service"], check=True)
+t0 = time.monotonic()
+while time.monotonic() - t0 < 120:
+    try:
+        req = urllib.request.Request("http://127.0.0.1:8001/v1/chat/completions", data=body, method="POST")
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            if resp.status == 200 and json.loads(resp.read())["choices"][0]["message"]["content"]:
+                break
+    except OSError:
+        pass
+    time.sleep(0.05)
+print(round(time.monotonic() - t0, 3))
+'''
+
+
+def hosts():
+    text = (REPO / "inventories/lab/hosts.yml").read_text()
+    inv = json.loads(text[text.index("{"):])
+    return inv, {name: hv["ansible_host"] for group in inv["all"]["children"].values()
+                 for name, hv in group["hosts"].items()}
+
+
+def ssh(address, command, stdin=None):
+    return subprocess.run(["ssh", "-i", str(STATE / "id_ed25519"), "-o", f"UserKnownHostsFile={STATE / 'known_hosts'}",
+                           "-o", "BatchMode=yes", f"admin@{address}", command], input=stdin, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def restart_to_ready(address):
+    proc = ssh(address, "python3 -", PROBE)
+    if proc.returncode != 0:
+        sys.exit(f"restart probe failed: {proc.stderr}")
+    return float(proc.stdout.strip())
+
+
+def run_update(inventory, workdir, label):
+    result_file = workdir / f"{label}.json"
+    started = time.monotonic()
+    proc = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), "playbooks/rolling_update.yml",
+                           "-e", f"rolling_update_result_file={result_file}", "-e", "rolling_update_soak_seconds=0",
+                           "-e", "rolling_update_force=true"],
+                          cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(f"rolling update {label} failed:\n{proc.stdout[-4000:]}")
+    return wall, json.loads(result_file.read_text())
+
+
+def main():
+    inv, addresses = hosts()
+    # The lab key is not needed: the probe talks to the replica on its node.
+    samples = [restart_to_ready(addresses["model-a1"]) for _sample in range(3)]
+    r2r = statistics.median(samples)
+    print(f"restart-to-first-completion of one replica: {', '.join('%.2f' % s for s in samples)} s "
+          f"(median {r2r:.2f} s)")
+    workdir = Path(tempfile.mkdtemp(prefix="llmfleet-bench-"))
+    try:
+        other = workdir / "inventory"
+        shutil.copytree(REPO / "inventories/lab/group_vars", other / "group_vars")
+        shutil.copytree(REPO / "inventories/lab/host_vars", other / "host_vars")
+        inv["all"]["children"]["model_nodes"].setdefault("vars", {})["model_server_llamacpp_ctx_size"] = 4096
+        (other / "hosts.yml").write_text(json.dumps(inv))
+        record = ssh(addresses["model-a1"], "cat /etc/llmfleet/model_server-llm.json")
+        running = json.loads(record.stdout)["release"]["model_server_llamacpp_ctx_size"]
+        runs = [("ctx 2048 -> 4096", other), ("ctx 4096 -> 2048", REPO / "inventories/lab")]
+        if running == 4096:  # left there by the lab tests: go back first, and end on the lab's release
+            runs = runs[1:] + runs[:1] + runs[1:]
+        for label, inventory in runs:
+            wall, result = run_update(inventory, workdir, label.replace(" ", "_").replace(">", ""))
+            zones = [z for z in result["zones"] if z["status"] == "updated"]
+            physical = sum(z.get("drain_wait_seconds", 0) + r2r for z in zones)
+            zone_time = sum(z["seconds"]["total"] for z in zones)
+            print(f"\n{label}: {len(zones)} zones updated")
+            for z in zones:
+                s = z["seconds"]
+                print(f"  {z['zone']}: total {s['total']:.1f} s = drain {s['drain']:.1f} (requests {z.get('drain_wait_seconds', 0):.2f})"
+                      f" + update {s['update']:.1f} + gate {s['gate']:.1f} + enable {s['enable']:.1f}")
+            print(f"  physical limit (sum of drain waits + one restart-to-ready per zone): {physical:.1f} s")
+            print(f"  zone phases: {zone_time:.1f} s = {zone_time / physical:.1f} x the limit")
+            print(f"  whole playbook (validation, planning, weights check included): {wall:.1f} s = "
+                  f"{wall / physical:.1f} x the limit")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""Load-balancer members: take replicas out of rotation, wait for their requests, put them back.
+
+HAProxy through its runtime API (our own client: community.general.haproxy can hang in
+drain + wait on an enabled backend, community.general#12286, and when draining to maint, #1913;
+it has no check mode). Every wait here depends only on numbers HAProxy reports (sessions,
+queue, check status) and is bounded by a deadline, so it cannot hang.
+
+nginx OSS has no runtime API: a replica is drained by marking its `server` line `down` in the
+rendered configuration, checking the result with `nginx -t`, and reloading; requests in flight
+finish in the old workers, so "drained" means every worker of the previous generation has exited.
+
+The socket, the clock and the process table are passed in, so the logic is tested without them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import csv
+import re
+import socket
+
+STATES = ("ready", "drain", "maint")
+
+
+class LBError(Exception):
+    pass
+
+
+# --- HAProxy --------------------------------------------------------------------------------------
+
+class RuntimeAPI(object):
+    """One command per connection (HAProxy closes a non-interactive session after answering)."""
+
+    def __init__(self, path, timeout=5.0, connect=None):
+        self.path = path
+        self.timeout = timeout
+        self._connect = connect or self._unix
+
+    def _unix(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.path)
+        return sock
+
+    def command(self, text):
+        try:
+            sock = self._connect()
+        except (OSError, socket.error) as exc:
+            raise LBError("cannot connect to the HAProxy runtime API at %s: %s" % (self.path, exc))
+        try:
+            sock.sendall(text.encode("ascii") + b"\n")
+            chunks = []
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chunks.append(data)
+        except socket.timeout:
+            raise LBError("the HAProxy runtime API at %s did not finish answering %r within %.1f s"
+                          % (self.path, text, self.timeout))
+        except (OSError, socket.error) as exc:
+            raise LBError("the HAProxy runtime API at %s failed during %r: %s" % (self.path, text, exc))
+        finally:
+            sock.close()
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def stats(self, backend):
+        return parse_stat(self.command("show stat"), backend)
+
+    def set_state(self, backend, server, state):
+        answer = self.command("set server %s/%s state %s" % (backend, server, state)).strip()
+        # Success is an empty answer; anything else is HAProxy saying why not.
+        if answer:
+            raise LBError("HAProxy refused 'set server %s/%s state %s': %s" % (backend, server, state, answer))
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def parse_stat(text, backend):
+    """`show stat` CSV -> {server: view} for the servers of backend (not its BACKEND row)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("# pxname,svname,"):
+        raise LBError("unexpected answer to 'show stat' (no CSV header): %r" % text[:200])
+    header = lines[0][2:].split(",")
+    servers = {}
+    for row in csv.DictReader(lines[1:], fieldnames=header):
+        if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND"):
+            continue
+        servers[row["svname"]] = server_view(row)
+    return servers
+
+
+def admin_state(status):
+    """What an operator set: 'maint', 'drain' or 'ready' (HAProxy shows it in the status)."""
+    status = (status or "").upper()
+    if status.startswith("MAINT"):
+        return "maint"
+    if status.startswith("DRAIN"):
+        return "drain"
+    return "ready"
+
+
+def server_view(row):
+    return {
+        "status": row.get("status", ""),
+        "admin_state": admin_state(row.get("status")),
+        "sessions": _int(row.get("scur")),
+        "queued": _int(row.get("qcur")),
+        "total": _int(row.get("stot")),
+        "responses_5xx": _int(row.get("hrsp_5xx")),
+        "failed_responses": _int(row.get("eresp")),
+        "failed_connections": _int(row.get("econ")),
+        "check": row.get("check_status", ""),
+    }
+
+
+def is_drained(view):
+    return view["sessions"] == 0 and view["queued"] == 0
+
+
+def is_up(view):
+    # Transitional statuses ("UP 1/2" while going down, "DOWN 1/2" while coming up) are not UP.
+    return view["status"] == "UP"
+
+
+def wait_for(read, done, clock, sleep, timeout, interval):
+    """Call read() until done(result) or timeout seconds passed. Returns (ok, result, seconds)."""
+    start = clock()
+    while True:
+        result = read()
+        if done(result):
+            return True, result, clock() - start
+        if clock() - start >= timeout:
+            return False, result, clock() - start
+        sleep(interval)
+
+
+def haproxy_apply(api, backend, targets, wait, timeout, interval, check_mode, clock, sleep):
+    """Set each server of targets ({server: state}) and, with wait, wait until the drained and
+    maint servers have no session and no queued request and the ready servers are UP.
+
+    Returns {"changed", "servers": {name: view + previous}, "waited_seconds"}.
+    Raises LBError before any change when a server is not in the backend.
+    """
+    before = api.stats(backend)
+    missing = sorted(set(targets) - set(before))
+    if missing:
+        raise LBError("backend %s has no server %s (it has: %s)"
+                      % (backend, ", ".join(missing), ", ".join(sorted(before)) or "none"))
+    changed = [name for name, state in sorted(targets.items()) if before[name]["admin_state"] != state]
+    if not check_mode:
+        for name in changed:
+            api.set_state(backend, name, targets[name])
+    waited = 0.0
+    after = before
+    if not check_mode:
+        after = api.stats(backend)
+    if wait and not check_mode:
+        def done(stats):
+            for name, state in targets.items():
+                view = stats[name]
+                if state == "ready" and not is_up(view):
+                    return False
+                if state != "ready" and not is_drained(view):
+                    return False
+            return True
+
+        ok, after, waited = wait_for(lambda: api.stats(backend), done, clock, sleep, timeout, interval)
+        if not ok:
+            late = ["%s (%s, %d sessions, %d queued)" % (n, after[n]["status"], after[n]["sessions"], after[n]["queued"])
+                    for n, state in sorted(targets.items()) if not (is_up(after[n]) if state == "ready"
+                                                                    else is_drained(after[n]))]
+            raise LBError("not done within %g s: %s" % (timeout, ", ".join(late)))
+    servers = {}
+    for name in targets:
+        servers[name] = dict(after[name], previous=before[name]["admin_state"])
+    return {"changed": bool(changed), "servers": servers, "waited_seconds": round(waited, 3)}
+
+
+# --- nginx ------------------------------------------------------------------------------------------
+
+_SERVER_LINE = re.compile(r"^(?P<indent>\s*)server\s+(?P<address>\S+)(?P<params>[^;#]*);(?P<rest>\s*#\s*(?P<name>\S+).*)$")
+
+
+def _upstream_span(lines, upstream):
+    start = None
+    depth = 0
+    for number, line in enumerate(lines):
+        code = line.split("#", 1)[0]
+        if start is None:
+            if re.match(r"^\s*upstream\s+%s\s*\{" % re.escape(upstream), code):
+                start = number
+                depth = code.count("{") - code.count("}")
+            continue
+        depth += code.count("{") - code.count("}")
+        if depth <= 0:
+            return start, number
+    raise LBError("no 'upstream %s { ... }' block in the nginx configuration" % upstream)
+
+
+def nginx_servers(text, upstream):
+    """{name: {"line": index, "down": bool}} of the upstream's servers, named by their comment
+    (the load_balancer role writes `server ADDRESS:PORT ...;  # NAME zone ZONE`)."""
+    lines = text.split("\n")
+    first, last = _upstream_span(lines, upstream)
+    servers = {}
+    for number in range(first + 1, last):
+        match = _SERVER_LINE.match(lines[number])
+        if match:
+            params = match.group("params").split()
+            servers[match.group("name")] = {"line": number, "down": "down" in params}
+    return servers
+
+
+def nginx_set(text, upstream, targets):
+    """New configuration text with each server of targets ({name: state}) marked `down` (drain,
+    maint) or not (ready). Returns (text, {name: previous state}). Raises LBError for unknown names."""
+    lines = text.split("\n")
+    servers = nginx_servers(text, upstream)
+    missing = sorted(set(targets) - set(servers))
+    if missing:
+        raise LBError("upstream %s has no server %s (it has: %s)"
+                      % (upstream, ", ".join(missing), ", ".join(sorted(servers)) or "none"))
+    previous = {}
+    for name, state in targets.items():
+        number = servers[name]["line"]
+        match = _SERVER_LINE.match(lines[number])
+        params = [p for p in match.group("params").split() if p != "down"]
+        if state != "ready":
+            params.append("down")
+        previous[name] = "drain" if servers[name]["down"] else "ready"
+        flags = "".join(" " + p for p in params)
+        lines[number] = "%sserver %s%s;%s" % (match.group("indent"), match.group("address"), flags, match.group("rest"))
+    return "\n".join(lines), previous
+
+
+def nginx_workers(processes, master_pid):
+    """PIDs of the master's worker processes. processes: [(pid, ppid, title)]."""
+    return sorted(pid for pid, ppid, title in processes
+                  if ppid == master_pid and title.startswith("nginx: worker process"))

@@ -1,0 +1,190 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""Rolling updates, zone by zone: which zones to update, in what order, whether the rest of the
+fleet can carry the load while one zone is out, and whether a zone stayed healthy after it.
+
+A zone is the unit the fleet is sized to lose (module_utils/zones.py): exactly one zone is out of
+the load balancers at a time.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import math
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import zones
+
+
+def required_healthy(total, min_replicas, min_fraction):
+    """Replicas that must stay in service: the larger of a count and a fraction of all replicas."""
+    if isinstance(min_replicas, bool) or not isinstance(min_replicas, int) or min_replicas < 0:
+        raise ValueError("rolling_update_min_healthy_replicas: %r is not a whole number >= 0" % (min_replicas,))
+    if isinstance(min_fraction, bool) or not isinstance(min_fraction, (int, float)) or not 0 <= min_fraction < 1:
+        raise ValueError("rolling_update_min_healthy_fraction: %r is not a number from 0 to below 1" % (min_fraction,))
+    return max(min_replicas, int(math.ceil(total * min_fraction - 1e-9)))
+
+
+def plan(members, current, planned, from_zone="", force=False, min_replicas=1, min_fraction=0.5):
+    """The zones to update, in order.
+
+    members: load-balancer members (module_utils/serving.lb_members): name, host, zone.
+    current / planned: per host, the release it runs (its record) and the one the inventory asks for.
+    from_zone: start at this zone (zones before it are left as they are).
+    force: update zones that already run the planned release too.
+
+    Returns {"zones": [{"zone", "hosts", "servers", "pending"}], "required_healthy", "total"}; a zone
+    whose hosts all run the planned release has pending False (skipped unless force). Raises
+    ValueError when from_zone is unknown or when taking any zone out would leave fewer replicas
+    than required (the fleet cannot be updated one zone at a time without losing capacity).
+    """
+    if not members:
+        raise ValueError("there are no load-balancer members (model nodes with replicas) to update")
+    by_zone = {}
+    for member in members:
+        entry = by_zone.setdefault(member["zone"], {"hosts": [], "servers": []})
+        if member["host"] not in entry["hosts"]:
+            entry["hosts"].append(member["host"])
+        entry["servers"].append(member["name"])
+    order = zones.zone_order(list(by_zone))
+    if from_zone and from_zone not in by_zone:
+        raise ValueError("rolling_update_from_zone: %r is not a zone of the model nodes (%s)"
+                         % (from_zone, ", ".join(z or "(no zone)" for z in order)))
+    total = len(members)
+    required = required_healthy(total, min_replicas, min_fraction)
+    too_big = ["%s (%d of %d replicas)" % (z or "(no zone)", len(by_zone[z]["servers"]), total) for z in order
+               if total - len(by_zone[z]["servers"]) < required]
+    if too_big:
+        raise ValueError("taking zone %s out would leave fewer than %d replicas in service "
+                         "(rolling_update_min_healthy_replicas / _fraction): add zones or lower the minimum"
+                         % (", ".join(too_big), required))
+    result = []
+    started = not from_zone
+    for zone in order:
+        started = started or zone == from_zone
+        if not started:
+            continue
+        hosts = sorted(by_zone[zone]["hosts"], key=zones.natural_key)
+        pending = force or any(current.get(h) != planned.get(h) for h in hosts)
+        result.append({"zone": zone, "hosts": hosts, "servers": by_zone[zone]["servers"], "pending": pending})
+    return {"zones": result, "required_healthy": required, "total": total}
+
+
+def healthy_servers(views_per_lb):
+    """Servers every HAProxy load balancer sees UP and ready. views_per_lb: [{server: view}]
+    (lb_member's query result, one per HAProxy LB)."""
+    healthy = None
+    for views in views_per_lb:
+        up = set(n for n, v in views.items() if v.get("status") == "UP" and v.get("previous", "ready") == "ready")
+        healthy = up if healthy is None else healthy & up
+    return healthy or set()
+
+
+def capacity_problem(zone_servers, all_servers, healthy, required):
+    """'' when, with zone_servers out, at least `required` healthy replicas remain; else why not."""
+    remaining = sorted(set(healthy) - set(zone_servers))
+    if len(remaining) >= required:
+        return ""
+    unhealthy = sorted(set(all_servers) - set(zone_servers) - set(healthy), key=zones.natural_key)
+    return ("only %d replicas outside this zone are healthy, %d required; not healthy: %s"
+            % (len(remaining), required, ", ".join(unhealthy) or "none"))
+
+
+def soak_problem(before, after, servers, max_error_rate):
+    """Compare LB counters of servers before and after the soak: '' or why the zone failed.
+
+    before/after: [{server: view}], one per HAProxy LB, in the same order. An error is a 5xx answer,
+    a failed response or a failed connection.
+    """
+    requests = 0
+    errors = 0
+    for b, a in zip(before, after):
+        for name in servers:
+            if name not in b or name not in a:
+                continue
+            requests += max(0, a[name]["total"] - b[name]["total"])
+            errors += sum(max(0, a[name][k] - b[name][k])
+                          for k in ("responses_5xx", "failed_responses", "failed_connections"))
+    if requests == 0:
+        return ""
+    rate = float(errors) / requests
+    if rate > max_error_rate:
+        return "%d errors in %d requests (%.1f%%) during the soak, more than %.1f%%" % (
+            errors, requests, rate * 100, max_error_rate * 100)
+    return ""
+
+
+def new_result(plan_, started_at):
+    """The result file's content at the start: every planned zone pending or skipped."""
+    return {
+        "started_at": started_at,
+        "status": "running",
+        "required_healthy": plan_["required_healthy"],
+        "replicas": plan_["total"],
+        "zones": [dict({"zone": z["zone"], "hosts": z["hosts"]},
+                       **({"status": "pending"} if z["pending"] else
+                          {"status": "skipped", "note": "already runs the planned release"}))
+                  for z in plan_["zones"]],
+    }
+
+
+def record_zone(result, zone, fields):
+    """A copy of result with the zone's entry updated by fields; the run stops with the first zone
+    that did not end "updated"."""
+    result = dict(result, zones=[dict(z, **fields) if z["zone"] == zone else z for z in result["zones"]])
+    if fields.get("status") not in (None, "updated"):
+        result["status"] = "stopped"
+    return result
+
+
+def summary(result):
+    """One line per zone, for people."""
+    lines = []
+    for z in result["zones"]:
+        line = "%-12s %-15s %s" % (z["zone"] or "(no zone)", z["status"], " ".join(z["hosts"]))
+        seconds = z.get("seconds")
+        if seconds:
+            line += "  [" + ", ".join("%s %.1fs" % (k, seconds[k]) for k in
+                                      ("drain", "update", "gate", "enable", "soak", "rollback", "total")
+                                      if k in seconds) + "]"
+        if z.get("error"):
+            line += "  error: " + z["error"]
+        lines.append(line)
+    lines.append("result: %s" % result["status"])
+    return lines
+
+
+PHASES = (("drain", "start", "drained"), ("update", "drained", "updated"), ("gate", "updated", "gated"),
+          ("enable", "gated", "enabled"), ("soak", "enabled", "soaked"), ("rollback", "rollback_start", "rolled_back"))
+
+
+def zone_fields(times, error, rollback_error=""):
+    """What the result file says about a zone: status, error, and seconds per phase from the
+    timestamps (epoch seconds) the playbook noted: start, drained, updated, gated, enabled, soaked,
+    rollback_start, rolled_back (missing ones: the phase did not run)."""
+    times = dict((k, float(v)) for k, v in (times or {}).items())
+    seconds = {}
+    for phase, begin, end in PHASES:
+        if begin in times and end in times and times[end] >= times[begin]:
+            seconds[phase] = round(times[end] - times[begin], 3)
+    if times:
+        seconds["total"] = round(max(times.values()) - times.get("start", min(times.values())), 3)
+    fields = {"seconds": seconds}
+    if not error:
+        fields["status"] = "updated"
+    elif rollback_error:
+        fields.update(status="rollback_failed", error=error, rollback_error=rollback_error)
+    else:
+        fields.update(status="rolled_back", error=error)
+    return fields
+
+
+def failure(result):
+    """The message of a failed task result; for a loop, the first failed item's (Ansible's own
+    message is then only "One or more items failed")."""
+    result = result or {}
+    for item in result.get("results") or []:
+        if isinstance(item, dict) and item.get("failed") and item.get("msg"):
+            return item["msg"]
+    return result.get("msg") or "failed"

@@ -1,0 +1,147 @@
+"""Zone planning (order, resume, capacity), live capacity and soak judgement, result bookkeeping."""
+
+import pytest
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update
+
+
+def members(layout):
+    """layout: {zone: {host: replicas}} -> LB members like serving.lb_members."""
+    out = []
+    for zone, hosts in layout.items():
+        for host, count in hosts.items():
+            out += [{"name": "%s-r%d" % (host, i), "host": host, "zone": zone} for i in range(count)]
+    return out
+
+
+FLEET = members({"zone-10": {"m-j1": 2}, "zone-2": {"m-b1": 2, "m-b2": 2}, "zone-1": {"m-a1": 2}})
+OLD = {"v": 1}
+NEW = {"v": 2}
+
+
+def hosts_of(plan):
+    return [(z["zone"], z["hosts"], z["pending"]) for z in plan["zones"]]
+
+
+def test_zones_in_natural_order_with_their_servers():
+    plan = rolling_update.plan(FLEET, dict.fromkeys(["m-a1", "m-b1", "m-b2", "m-j1"], OLD),
+                               dict.fromkeys(["m-a1", "m-b1", "m-b2", "m-j1"], NEW), min_fraction=0.5)
+    assert hosts_of(plan) == [("zone-1", ["m-a1"], True), ("zone-2", ["m-b1", "m-b2"], True), ("zone-10", ["m-j1"], True)]
+    assert plan["zones"][1]["servers"] == ["m-b1-r0", "m-b1-r1", "m-b2-r0", "m-b2-r1"]
+    assert plan["total"] == 8 and plan["required_healthy"] == 4
+
+
+def test_zones_already_on_the_release_are_skipped_unless_forced():
+    current = {"m-a1": NEW, "m-b1": NEW, "m-b2": OLD, "m-j1": OLD}
+    planned = dict.fromkeys(current, NEW)
+    assert [z["pending"] for z in rolling_update.plan(FLEET, current, planned)["zones"]] == [False, True, True]
+    assert [z["pending"] for z in rolling_update.plan(FLEET, current, planned, force=True)["zones"]] == [True] * 3
+
+
+def test_from_zone_starts_there():
+    same = dict.fromkeys(["m-a1", "m-b1", "m-b2", "m-j1"], OLD)
+    assert [z["zone"] for z in rolling_update.plan(FLEET, same, same, from_zone="zone-2")["zones"]] == ["zone-2", "zone-10"]
+    with pytest.raises(ValueError, match=r"rolling_update_from_zone: 'zone-3' is not a zone of the model nodes "
+                                         r"\(zone-1, zone-2, zone-10\)"):
+        rolling_update.plan(FLEET, same, same, from_zone="zone-3")
+
+
+def test_a_zone_too_big_to_take_out_refuses_the_plan():
+    # zone-2 holds 4 of 8 replicas: with 60 % required (5), it cannot go out alone.
+    with pytest.raises(ValueError, match=r"taking zone zone-2 \(4 of 8 replicas\) out would leave fewer than 5"):
+        rolling_update.plan(FLEET, {}, {}, min_fraction=0.6)
+    with pytest.raises(ValueError, match="fewer than 7 replicas"):
+        rolling_update.plan(FLEET, {}, {}, min_replicas=7, min_fraction=0)
+    # One zone holding every replica can never be updated without an outage.
+    with pytest.raises(ValueError, match=r"zone-1 \(2 of 2 replicas\)"):
+        rolling_update.plan(members({"zone-1": {"m-a1": 2}}), {}, {})
+
+
+@pytest.mark.parametrize("total,count,fraction,required", [
+    (8, 1, 0.5, 4), (8, 5, 0.5, 5), (6, 1, 2 / 3.0, 4), (6, 0, 0, 0), (3, 1, 0.34, 2), (12, 1, 0.75, 9)])
+def test_required_healthy(total, count, fraction, required):
+    assert rolling_update.required_healthy(total, count, fraction) == required
+
+
+@pytest.mark.parametrize("count,fraction,message", [
+    (-1, 0.5, "min_healthy_replicas: -1"), (True, 0.5, "min_healthy_replicas: True"),
+    (1, 1.0, "min_healthy_fraction: 1.0"), (1, "half", "min_healthy_fraction: 'half'")])
+def test_required_healthy_bad_values(count, fraction, message):
+    with pytest.raises(ValueError, match=message):
+        rolling_update.required_healthy(8, count, fraction)
+
+
+def test_no_members():
+    with pytest.raises(ValueError, match="no load-balancer members"):
+        rolling_update.plan([], {}, {})
+
+
+def view(status="UP", previous="ready", total=0, r5=0, eresp=0, econ=0):
+    return {"status": status, "previous": previous, "total": total, "responses_5xx": r5, "failed_responses": eresp,
+            "failed_connections": econ}
+
+
+def test_healthy_means_up_and_ready_on_every_haproxy():
+    lb1 = {"a": view(), "b": view(), "c": view(status="DOWN"), "d": view(status="UP 1/2"), "e": view()}
+    lb2 = {"a": view(), "b": view(previous="maint"), "c": view(), "d": view(), "e": view()}
+    assert rolling_update.healthy_servers([lb1, lb2]) == {"a", "e"}
+    assert rolling_update.healthy_servers([]) == set()
+
+
+def test_capacity_problem():
+    everyone = ["a1", "a2", "b1", "b2", "c1", "c2"]
+    assert rolling_update.capacity_problem(["a1", "a2"], everyone, ["b1", "b2", "c1", "c2"], 4) == ""
+    assert rolling_update.capacity_problem(["a1", "a2"], everyone, ["a1", "a2", "b1", "c1", "c2"], 4) == (
+        "only 3 replicas outside this zone are healthy, 4 required; not healthy: b2")
+
+
+def test_soak_error_rate_limit_is_inclusive():
+    before = [{"a": view(total=100), "b": view(total=100)}]
+    after_ok = [{"a": view(total=150, r5=1), "b": view(total=150)}]        # 1 in 100 = 1 %
+    after_bad = [{"a": view(total=150, r5=1, econ=1), "b": view(total=150)}]  # 2 in 100
+    assert rolling_update.soak_problem(before, after_ok, ["a", "b"], 0.01) == ""
+    assert rolling_update.soak_problem(before, after_bad, ["a", "b"], 0.01) == (
+        "2 errors in 100 requests (2.0%) during the soak, more than 1.0%")
+    # Servers outside the zone do not count; no traffic cannot be judged.
+    assert rolling_update.soak_problem(before, after_bad, ["b"], 0.01) == ""
+    assert rolling_update.soak_problem(before, before, ["a", "b"], 0.0) == ""
+
+
+def test_soak_adds_up_every_load_balancer():
+    before = [{"a": view(total=10)}, {"a": view(total=0)}]
+    after = [{"a": view(total=20)}, {"a": view(total=10, eresp=1)}]
+    assert "1 errors in 20 requests (5.0%)" in rolling_update.soak_problem(before, after, ["a"], 0.0)
+
+
+def test_zone_fields():
+    times = {"start": 100, "drained": 101.5, "updated": 104, "gated": 106, "enabled": 107, "soaked": 117}
+    fields = rolling_update.zone_fields(times, "")
+    assert fields == {"status": "updated",
+                      "seconds": {"drain": 1.5, "update": 2.5, "gate": 2.0, "enable": 1.0, "soak": 10.0, "total": 17.0}}
+    failed = rolling_update.zone_fields({"start": 0, "drained": 1, "updated": 5, "gated": 65, "rollback_start": 65,
+                                         "rolled_back": 80}, "m-a1: gate: still loading")
+    assert failed["status"] == "rolled_back" and failed["error"] == "m-a1: gate: still loading"
+    assert failed["seconds"]["rollback"] == 15 and failed["seconds"]["total"] == 80
+    worse = rolling_update.zone_fields({"start": "0", "gated": "3"}, "gate", "enable: not done within 60 s")
+    assert worse["status"] == "rollback_failed" and worse["rollback_error"] == "enable: not done within 60 s"
+
+
+def test_result_bookkeeping():
+    plan = rolling_update.plan(FLEET, {"m-a1": NEW}, dict.fromkeys(["m-a1", "m-b1", "m-b2", "m-j1"], NEW))
+    result = rolling_update.new_result(plan, "2026-11-23T10:00:00Z")
+    assert [z["status"] for z in result["zones"]] == ["skipped", "pending", "pending"]
+    result = rolling_update.record_zone(result, "zone-2", {"status": "updated", "seconds": {"total": 12.0}})
+    assert result["status"] == "running"
+    result = rolling_update.record_zone(result, "zone-10", {"status": "rolled_back", "error": "gate: boom"})
+    assert result["status"] == "stopped" and result["zones"][1]["seconds"] == {"total": 12.0}
+    lines = rolling_update.summary(result)
+    assert lines[0].startswith("zone-1       skipped") and "[total 12.0s]" in lines[1]
+    assert lines[2].endswith("error: gate: boom") and lines[3] == "result: stopped"
+
+
+def test_failure_message_of_a_loop_names_the_failed_item():
+    loop = {"failed": True, "msg": "One or more items failed", "results": [
+        {"failed": False, "msg": "ok"}, {"failed": True, "msg": "http://127.0.0.1:8001: still loading after 20 s"}]}
+    assert rolling_update.failure(loop) == "http://127.0.0.1:8001: still loading after 20 s"
+    assert rolling_update.failure({"failed": True, "msg": "apt failed"}) == "apt failed"
+    assert rolling_update.failure({}) == "failed"
