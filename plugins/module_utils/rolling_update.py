@@ -133,7 +133,7 @@ def record_zone(result, zone, fields):
     """A copy of result with the zone's entry updated by fields; the run stops with the first zone
     that did not end "updated"."""
     result = dict(result, zones=[dict(z, **fields) if z["zone"] == zone else z for z in result["zones"]])
-    if fields.get("status") not in (None, "updated"):
+    if fields.get("status") not in (None, "updated", "would_update"):
         result["status"] = "stopped"
     return result
 
