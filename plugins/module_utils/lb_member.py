@@ -123,6 +123,20 @@ def server_view(row):
     }
 
 
+def _check_known(names, found, where):
+    """Raise LBError naming the servers `where` (e.g. "backend llm") does not have."""
+    missing = sorted(set(names) - set(found))
+    if missing:
+        raise LBError("%s has no server %s (it has: %s)" % (where, ", ".join(missing), ", ".join(sorted(found)) or "none"))
+
+
+def haproxy_query(api, backend, names):
+    """{server: view + previous} of the named servers; changes nothing."""
+    stats = api.stats(backend)
+    _check_known(names, stats, "backend " + backend)
+    return dict((n, dict(stats[n], previous=stats[n]["admin_state"])) for n in names)
+
+
 def is_drained(view):
     return view["sessions"] == 0 and view["queued"] == 0
 
@@ -152,10 +166,7 @@ def haproxy_apply(api, backend, targets, wait, timeout, interval, check_mode, cl
     Raises LBError before any change when a server is not in the backend.
     """
     before = api.stats(backend)
-    missing = sorted(set(targets) - set(before))
-    if missing:
-        raise LBError("backend %s has no server %s (it has: %s)"
-                      % (backend, ", ".join(missing), ", ".join(sorted(before)) or "none"))
+    _check_known(targets, before, "backend " + backend)
     changed = [name for name, state in sorted(targets.items()) if before[name]["admin_state"] != state]
     if not check_mode:
         for name in changed:
@@ -226,10 +237,7 @@ def nginx_set(text, upstream, targets):
     maint) or not (ready). Returns (text, {name: previous state}). Raises LBError for unknown names."""
     lines = text.split("\n")
     servers = nginx_servers(text, upstream)
-    missing = sorted(set(targets) - set(servers))
-    if missing:
-        raise LBError("upstream %s has no server %s (it has: %s)"
-                      % (upstream, ", ".join(missing), ", ".join(sorted(servers)) or "none"))
+    _check_known(targets, servers, "upstream " + upstream)
     previous = {}
     for name, state in targets.items():
         number = servers[name]["line"]
@@ -241,6 +249,14 @@ def nginx_set(text, upstream, targets):
         flags = "".join(" " + p for p in params)
         lines[number] = "%sserver %s%s;%s" % (match.group("indent"), match.group("address"), flags, match.group("rest"))
     return "\n".join(lines), previous
+
+
+def nginx_query(text, upstream, names):
+    """{server: {"previous", "status"}} of the named servers in the configuration text."""
+    servers = nginx_servers(text, upstream)
+    _check_known(names, servers, "upstream " + upstream)
+    return dict((n, {"previous": "drain" if servers[n]["down"] else "ready",
+                     "status": "down" if servers[n]["down"] else "up"}) for n in names)
 
 
 def nginx_workers(processes, master_pid):

@@ -252,25 +252,16 @@ def main():
         if targets is None:
             try:
                 with open(p["nginx_config"]) as handle:
-                    found = lb_member.nginx_servers(handle.read(), p["backend"])
+                    servers = lb_member.nginx_query(handle.read(), p["backend"], p["servers"])
             except (OSError, lb_member.LBError) as exc:
                 module.fail_json(msg="%s: %s" % (p["nginx_config"], exc))
-            unknown = sorted(set(p["servers"]) - set(found))
-            if unknown:
-                module.fail_json(msg="upstream %s has no server %s" % (p["backend"], ", ".join(unknown)))
-            servers = dict((n, {"previous": "drain" if found[n]["down"] else "ready",
-                                "status": "down" if found[n]["down"] else "up"}) for n in p["servers"])
             module.exit_json(changed=False, servers=servers, waited_seconds=0.0, engine="nginx")
         module.exit_json(**run_nginx(module, targets))
 
     api = lb_member.RuntimeAPI(p["socket"], p["socket_timeout"])
     try:
         if targets is None:
-            stats = api.stats(p["backend"])
-            unknown = sorted(set(p["servers"]) - set(stats))
-            if unknown:
-                raise lb_member.LBError("backend %s has no server %s" % (p["backend"], ", ".join(unknown)))
-            servers = dict((n, dict(stats[n], previous=stats[n]["admin_state"])) for n in p["servers"])
+            servers = lb_member.haproxy_query(api, p["backend"], p["servers"])
             module.exit_json(changed=False, servers=servers, waited_seconds=0.0, engine="haproxy")
         result = lb_member.haproxy_apply(api, p["backend"], targets, p["wait"], p["timeout"], p["interval"],
                                          module.check_mode, time.monotonic, time.sleep)

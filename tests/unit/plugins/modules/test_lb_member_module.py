@@ -159,3 +159,12 @@ def test_nginx_config_that_fails_validation_is_not_installed(module_runner, ngin
     assert conf.read_text() == NGINX + "# BROKEN\n"
     assert "systemctl" not in log.read_text()
     assert [p.name for p in conf.parent.iterdir() if p.name.startswith(".llmfleet-")] == []
+
+
+def test_queries_name_unknown_servers(module_runner, haproxy, nginx):
+    path, _fake = haproxy
+    code, result = module_runner(module.main, {"socket": path, "servers": ["m-a1-r0", "zz"]})
+    assert code == 1 and result["msg"] == "backend llm has no server zz (it has: m-a1-r0, m-a1-r1, m-b1-r0)"
+    conf, _log = nginx
+    code, result = module_runner(module.main, {"engine": "nginx", "nginx_config": str(conf), "servers": ["zz"]})
+    assert code == 1 and result["msg"].endswith("upstream llm has no server zz (it has: m-a1-r0, m-a1-r1, m-b1-r0)")
