@@ -1,0 +1,174 @@
+"""Scrape targets from the inventory, and the alert rules run through the real promtool
+(Debian's, unpacked into .tools by scripts/bootstrap): the generated unit tests pass against the
+generated rules and fail against rules whose threshold, `for` or selector is wrong."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import monitoring
+
+REPO = Path(__file__).resolve().parents[4]
+CHECKER = REPO / "roles" / "prometheus" / "files" / "promtool-test-rules"
+THRESHOLDS = {"replica_down_for": "1m", "for": "5m", "latency_p99_seconds": 0.5, "success_rate_min": 0.99,
+              "cpu_percent": 85, "gpu_utilisation_percent": 95}
+
+
+def _plan(address, engine="llamacpp", replicas=2, gpus=False, model="smollm2"):
+    return {"address": address, "name": "llm", "runtime": "systemd", "engine": engine, "model_name": model,
+            "health_path": "/health",
+            "replicas": [{"index": i, "port": 8000 + i, "gpus": [str(i)] if gpus else []} for i in range(replicas)]}
+
+
+HOSTVARS = {
+    "model-b1": {"ansible_host": "10.0.2.11", "llmfleet_zone": "zone-b", "model_server_plan": _plan("10.0.2.11")},
+    "model-a1": {"ansible_host": "10.0.1.11", "llmfleet_zone": "zone-a",
+                 "model_server_plan": _plan("10.0.1.11", engine="vllm", replicas=1, gpus=True, model="qwen")},
+    "model-a2": {"ansible_host": "10.0.1.12", "llmfleet_zone": "zone-a",
+                 "model_server_plan": _plan("10.0.1.12", engine="ollama", replicas=1)},
+    "lb1": {"ansible_host": "lb1.example.com", "llmfleet_address": "10.0.1.5", "llmfleet_zone": "zone-a"},
+    "lb2": {"ansible_host": "10.0.2.5", "llmfleet_zone": "zone-b", "load_balancer_engine": "nginx"},
+    "infra1": {"ansible_host": "fd00::5", "node_exporter_port": 9200},
+    "spare": {"ansible_host": "10.0.9.9", "node_exporter_enabled": False},
+}
+ALL = list(HOSTVARS)
+MODELS = ["model-b1", "model-a1", "model-a2"]
+
+
+def _jobs():
+    return {j["job_name"]: j for j in monitoring.scrape_jobs(ALL, MODELS, ["lb1", "lb2"], HOSTVARS)}
+
+
+def test_node_exporter_on_every_host_in_zone_order_with_zone_labels():
+    node = _jobs()["node"]["static_configs"]
+    assert [(c["labels"]["instance"], c["labels"]["zone"], c["targets"]) for c in node] == [
+        ("lb1", "zone-a", ["10.0.1.5:9100"]),
+        ("model-a1", "zone-a", ["10.0.1.11:9100"]),
+        ("model-a2", "zone-a", ["10.0.1.12:9100"]),
+        ("lb2", "zone-b", ["10.0.2.5:9100"]),
+        ("model-b1", "zone-b", ["10.0.2.11:9100"]),
+        # No zone: labelled "none", last; IPv6 in brackets; its own port. "spare" turned it off.
+        ("infra1", "none", ["[fd00::5]:9200"]),
+    ]
+
+
+def test_only_haproxy_load_balancers_have_a_metrics_endpoint():
+    haproxy = _jobs()["haproxy"]
+    assert haproxy["metrics_path"] == "/metrics"
+    assert haproxy["static_configs"] == [{"targets": ["10.0.1.5:8404"], "labels": {"instance": "lb1", "zone": "zone-a"}}]
+
+
+def test_replicas_carry_the_load_balancers_names_and_ollama_is_left_out():
+    replicas = _jobs()[monitoring.REPLICA_JOB]["static_configs"]
+    assert replicas == [
+        {"targets": ["10.0.1.11:8000"], "labels": {"instance": "model-a1-r0", "host": "model-a1", "zone": "zone-a",
+                                                   "replica": "0", "engine": "vllm", "model": "qwen"}},
+        {"targets": ["10.0.2.11:8000"], "labels": {"instance": "model-b1-r0", "host": "model-b1", "zone": "zone-b",
+                                                   "replica": "0", "engine": "llamacpp", "model": "smollm2"}},
+        {"targets": ["10.0.2.11:8001"], "labels": {"instance": "model-b1-r1", "host": "model-b1", "zone": "zone-b",
+                                                   "replica": "1", "engine": "llamacpp", "model": "smollm2"}},
+    ]
+
+
+def test_dcgm_only_where_replicas_have_gpus():
+    assert _jobs()["dcgm"]["static_configs"] == [
+        {"targets": ["10.0.1.11:9400"], "labels": {"instance": "model-a1", "zone": "zone-a"}}]
+
+
+def test_turned_off_roles_and_missing_groups_leave_no_empty_job():
+    hostvars = dict(HOSTVARS, lb1=dict(HOSTVARS["lb1"], load_balancer_enabled=False))
+    jobs = {j["job_name"] for j in monitoring.scrape_jobs(["lb1"], [], ["lb1", "lb2"], hostvars)}
+    assert jobs == {"node"}
+
+
+def test_a_model_node_without_a_plan_is_named():
+    hostvars = dict(HOSTVARS, **{"model-b1": {"ansible_host": "10.0.2.11"}})
+    with pytest.raises(ValueError, match="no replica plan for model-b1"):
+        monitoring.scrape_jobs(ALL, MODELS, [], hostvars)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"for": "5 minutes"}, "for: '5 minutes' is not a duration like 30s, 5m or 1h"),
+    ({"replica_down_for": "12s"}, "replica_down_for: 12s must be a whole multiple of 5 s (the rules' unit tests step by it)"),
+    ({"success_rate_min": 1.2}, "success_rate_min: 1.2 must be a number above 0 and below 1"),
+    ({"cpu_percent": "85"}, "cpu_percent: '85' must be a number above 0 and below 100"),
+    ({"latency_p99_seconds": 0}, "latency_p99_seconds: 0 must be a number above 0"),
+])
+def test_bad_thresholds_are_named(change, message):
+    assert monitoring.thresholds_problem(dict(THRESHOLDS, **change)) == message
+    with pytest.raises(ValueError, match=re.escape(message)):
+        monitoring.alert_rules(dict(THRESHOLDS, **change))
+
+
+def test_missing_thresholds_are_named():
+    assert monitoring.thresholds_problem({"for": "5m"}) == (
+        "replica_down_for, latency_p99_seconds, success_rate_min, cpu_percent, gpu_utilisation_percent not set")
+
+
+def test_rules_carry_the_thresholds():
+    rules = {r["alert"]: r for r in monitoring.alert_rules(THRESHOLDS)["groups"][0]["rules"]}
+    assert rules["NodeCPUHigh"]["expr"].endswith("> 85") and rules["NodeCPUHigh"]["for"] == "5m"
+    assert rules["LLMLatencyP99High"]["expr"].endswith("> 0.5")
+    assert rules["LLMInferenceSuccessRateLow"]["expr"].endswith("< 0.99")
+    assert rules["LLMReplicaDown"]["for"] == "1m"
+    assert set(rules) == {"LLMReplicaDown", "LLMScrapeTargetDown", "LLMLatencyP99High", "LLMInferenceSuccessRateLow",
+                          "NodeCPUHigh", "GPUUtilisationHigh"}
+
+
+# --- through promtool ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def promtool():
+    path = shutil.which("promtool") or REPO / ".tools" / "bin" / "promtool"
+    assert Path(path).exists(), "promtool missing: scripts/bootstrap unpacks it into .tools/bin"
+    return str(path)
+
+
+def _check(promtool, tmp_path, rules, thresholds=None):
+    """The role's own checker (roles/prometheus/files/promtool-test-rules) on a rules file."""
+    tests = tmp_path / "tests.yml"
+    tests.write_text(yaml.safe_dump(monitoring.alert_rule_tests(thresholds or THRESHOLDS, "rules-under-test.yml")))
+    candidate = tmp_path / "candidate.yml"
+    candidate.write_text(rules if isinstance(rules, str) else yaml.safe_dump(rules))
+    env = {"PATH": "%s:/usr/bin:/bin" % Path(promtool).parent}
+    return subprocess.run(["sh", str(CHECKER), str(tests), str(candidate)], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("thresholds", [
+    THRESHOLDS,
+    # The lab's short durations and other thresholds: the tests follow the values.
+    dict(THRESHOLDS, replica_down_for="15s", **{"for": "30s"}, latency_p99_seconds=2, success_rate_min=0.95,
+         cpu_percent=99.5, gpu_utilisation_percent=1),
+], ids=["defaults", "other-thresholds"])
+def test_generated_tests_pass_against_the_generated_rules(promtool, tmp_path, thresholds):
+    proc = _check(promtool, tmp_path, monitoring.alert_rules(thresholds), thresholds)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+@pytest.mark.parametrize("wrong", [
+    ("> 85\n", "> 83\n"), ("> 85\n", "> 87\n"),            # CPU threshold
+    ("> 0.5\n", "> 0.53\n"), ("> 0.5\n", "> 0.47\n"),      # P99 latency
+    ("< 0.99\n", "< 0.988\n"), ("< 0.99\n", "< 0.992\n"),  # success rate
+    ("> 95\n", "> 93\n"), ("> 95\n", "> 97\n"),            # GPU utilisation
+    ("for: 5m", "for: 4m"), ("for: 5m", "for: 6m"), ("for: 1m", "for: 55s"),
+    ('job!="model_replicas"', 'job=~".+"'),         # replica outages would page twice
+    ("(0.99, sum by (le, instance", "(0.9, sum by (le, instance"),
+], ids=lambda w: "%s->%s" % w)
+def test_the_tests_fail_when_a_rule_is_wrong(promtool, tmp_path, wrong):
+    text = yaml.safe_dump(monitoring.alert_rules(THRESHOLDS), width=1000)
+    assert wrong[0] in text, wrong[0]
+    proc = _check(promtool, tmp_path, text.replace(wrong[0], wrong[1], 1))
+    assert proc.returncode != 0, "a wrong rule passed its tests: %s" % (wrong,)
+    assert "FAILED" in proc.stdout + proc.stderr
+
+
+def test_a_rules_file_promtool_rejects_never_reaches_the_tests(promtool, tmp_path):
+    proc = _check(promtool, tmp_path, "groups:\n- name: x\n  rules:\n  - alert: Bad\n    expr: up ==\n")
+    assert proc.returncode != 0 and "Checking" in proc.stdout
+    assert "Unit Testing" not in proc.stdout
