@@ -28,6 +28,14 @@ SYS_ADMIN and NET_ADMIN/NET_RAW, seccomp unconfined, the host cgroup namespace a
 /sys/fs/cgroup (what nested runc needs), never --privileged: /proc/sys stays read-only.
 They sit on their own internal docker network (LLMFLEET_LAB_DOCKER_SUBNET, default
 10.213.10.0/24) and reach a second gateway on that network's bridge address.
+
+nspawn hosts ("engine": "nspawn"): systemd-nspawn containers with a private network namespace, the
+one kind of lab host whose /proc/sys/net is writable (per host), so that namespaced net.* kernel
+settings really apply, while vm.*, kernel.* and fs.* stay read-only (lab-facts.md). Their rootfs is
+the same image, unpacked under .lab/nspawn; they boot without CAP_SYS_ADMIN (which could remount
+/proc/sys), CAP_SYS_RESOURCE and CAP_SYS_BOOT, on their own bridge (LLMFLEET_LAB_NSPAWN_SUBNET,
+default 10.213.11.0/24) with no default route, forwarding off on the bridge, and a third gateway on
+its address. Never --privileged, never a user namespace (systemd fails to boot in one here).
 """
 
 from __future__ import annotations
@@ -64,7 +72,14 @@ DOCKER_SUBNET = ipaddress.ip_network(os.environ.get("LLMFLEET_LAB_DOCKER_SUBNET"
 DOCKER_GATEWAY = str(next(DOCKER_SUBNET.hosts()))
 # Short: unix socket paths and containerd's state dirs have length limits.
 DOCKER_EXEC_ROOT = Path("/run/llmfleet-lab-docker")
-ENGINES = ("podman", "docker")
+NSPAWN_BRIDGE = os.environ.get("LLMFLEET_LAB_NSPAWN_BRIDGE", "llmfleet-ns0")
+NSPAWN_SUBNET = ipaddress.ip_network(os.environ.get("LLMFLEET_LAB_NSPAWN_SUBNET", "10.213.11.0/24"))
+NSPAWN_GATEWAY = str(next(NSPAWN_SUBNET.hosts()))
+# Default nspawn capabilities less these: SYS_ADMIN could remount /proc/sys read-write (and then
+# vm.*/kernel.* would reach this machine's kernel); the machine has no SYS_RESOURCE; SYS_BOOT is not
+# needed to stop (init gets SIGRTMIN+4). With a private network nspawn adds NET_ADMIN (ufw).
+NSPAWN_DROPPED_CAPABILITIES = "CAP_SYS_ADMIN,CAP_SYS_RESOURCE,CAP_SYS_BOOT"
+ENGINES = ("podman", "docker", "nspawn")
 SUITE = "bookworm"
 LABEL = "llmfleet.lab"
 
@@ -398,10 +413,16 @@ def lab_hosts(lab: str | None = None) -> list[dict]:
             h = json.loads(line)
             labels = dict(item.split("=", 1) for item in h["Labels"].split(",") if "=" in item)
             hosts.append({"name": h["Names"], "lab": labels[LABEL], "state": h["State"], "engine": "docker"})
+    for h in nspawn_hosts():
+        if lab is None or h["lab"] == lab:
+            hosts.append({"name": h["cname"], "lab": h["lab"], "state": "running" if h["running"] else "exited",
+                          "engine": "nspawn"})
     return hosts
 
 
 def host_address(cname: str, engine: str = "podman") -> str:
+    if engine == "nspawn":
+        return _nspawn_record(cname)["address"]
     info = json.loads(engine_cli(engine)("inspect", cname).stdout)[0]
     nets = info["NetworkSettings"]["Networks"]
     return nets[DOCKER_NETWORK if engine == "docker" else NETWORK]["IPAddress"]
@@ -409,6 +430,9 @@ def host_address(cname: str, engine: str = "podman") -> str:
 
 def start_host(lab: str, spec: HostSpec, image: str) -> None:
     cname = container_name(lab, spec.name)
+    if spec.engine == "nspawn":
+        start_nspawn_host(lab, spec, image)
+        return
     cli = engine_cli(spec.engine)
     existing = cli("inspect", cname, check=False)
     if existing.returncode == 0:
@@ -466,7 +490,153 @@ def install_admin_account(cname: str, engine: str = "podman") -> None:
         f"cat > /home/{ADMIN_USER}/.ssh/authorized_keys; chown {ADMIN_USER}: /home/{ADMIN_USER}/.ssh/authorized_keys; "
         f"chmod 600 /home/{ADMIN_USER}/.ssh/authorized_keys"
     )
-    engine_cli(engine)("exec", "-i", cname, "sh", "-c", script, input_text=pub)
+    if engine == "nspawn":
+        nspawn_exec(cname, script, input_text=pub)
+    else:
+        engine_cli(engine)("exec", "-i", cname, "sh", "-c", script, input_text=pub)
+
+
+# ---------------------------------------------------------------- nspawn hosts
+
+def _nspawn_dir(cname: str) -> Path:
+    return STATE / "nspawn" / cname
+
+
+def _nspawn_record(cname: str) -> dict:
+    return json.loads((_nspawn_dir(cname) / "host.json").read_text())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def nspawn_hosts() -> list[dict]:
+    """Every nspawn host this machine has: its record (host.json) and whether it runs."""
+    hosts = []
+    for record in sorted((STATE / "nspawn").glob("*/host.json")):
+        info = json.loads(record.read_text())
+        info["running"] = _pid_alive(info["pid"])
+        hosts.append(info)
+    return hosts
+
+
+def _nspawn_init(cname: str) -> int:
+    """PID (on this machine) of the host's systemd: nspawn's child."""
+    pid = _nspawn_record(cname)["pid"]
+    for _attempt in range(100):
+        children = run(["pgrep", "-P", str(pid)], check=False).stdout.split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise LabError(f"{cname}: systemd-nspawn (pid {pid}) has no init process; see {STATE / 'log' / (cname + '.log')}")
+
+
+def nspawn_exec(cname: str, script: str, input_text: str | None = None) -> subprocess.CompletedProcess:
+    """Run a shell script in the host's namespaces with the host's own capability bounding set
+    (nsenter alone would keep this machine's full set, CAP_SYS_ADMIN included)."""
+    return run(["nsenter", "-t", str(_nspawn_init(cname)), "-m", "-u", "-i", "-n", "-p", "--",
+                "setpriv", "--bounding-set", ",".join("-" + c.lower()[4:] for c in NSPAWN_DROPPED_CAPABILITIES.split(",")),
+                "sh", "-c", script], input_text=input_text)
+
+
+def ensure_nspawn_network() -> None:
+    """The nspawn hosts' bridge, holding the gateway address; packets received on it are never
+    forwarded (no way out through this machine), and the hosts get no default route."""
+    if run(["ip", "link", "show", NSPAWN_BRIDGE], check=False).returncode != 0:
+        run(["ip", "link", "add", NSPAWN_BRIDGE, "type", "bridge"])
+        run(["ip", "addr", "add", f"{NSPAWN_GATEWAY}/{NSPAWN_SUBNET.prefixlen}", "dev", NSPAWN_BRIDGE])
+        run(["ip", "link", "set", NSPAWN_BRIDGE, "up"])
+    Path(f"/proc/sys/net/ipv4/conf/{NSPAWN_BRIDGE}/forwarding").write_text("0\n")
+    ensure_services("gateway-nspawn", NSPAWN_GATEWAY)
+
+
+def remove_nspawn_network() -> None:
+    stop_services("gateway-nspawn")
+    if run(["ip", "link", "show", NSPAWN_BRIDGE], check=False).returncode == 0:
+        run(["ip", "link", "del", NSPAWN_BRIDGE])
+
+
+def _free_nspawn_address() -> str:
+    used = {h["address"] for h in nspawn_hosts()}
+    for address in list(NSPAWN_SUBNET.hosts())[9:]:
+        if str(address) not in used:
+            return str(address)
+    raise LabError(f"no free address left in {NSPAWN_SUBNET}")
+
+
+def start_nspawn_host(lab: str, spec: HostSpec, image: str) -> None:
+    cname = container_name(lab, spec.name)
+    directory = _nspawn_dir(cname)
+    if (directory / "host.json").exists():
+        if _pid_alive(_nspawn_record(cname)["pid"]):
+            return
+        stop_nspawn_host(cname)
+    address = spec.address or _free_nspawn_address()
+    rootfs = directory / "rootfs"
+    rootfs.mkdir(parents=True)
+    # The lab image's files, unpacked (podman export of a container that never runs).
+    created = podman("create", image, "/sbin/init").stdout.strip()
+    try:
+        env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
+        export = subprocess.Popen(["podman", "export", created], stdout=subprocess.PIPE, env=env)
+        untar = subprocess.run(["tar", "-x", "--numeric-owner", "-C", str(rootfs)], stdin=export.stdout,
+                               capture_output=True, text=True, check=False)
+        export.wait()
+        if untar.returncode != 0 or export.returncode != 0:
+            raise LabError(f"{cname}: unpacking {image} failed: {untar.stderr.strip()}")
+    finally:
+        podman("rm", created, check=False)
+    # Its address on the nspawn bridge (systemd-networkd, before the image's DHCP default), no route out.
+    network = rootfs / "etc" / "systemd" / "network"
+    network.mkdir(parents=True, exist_ok=True)
+    (network / "10-lab-host0.network").write_text(
+        f"[Match]\nName=host0\n\n[Network]\nAddress={address}/{NSPAWN_SUBNET.prefixlen}\nLinkLocalAddressing=no\n")
+    wants = rootfs / "etc" / "systemd" / "system" / "multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / "systemd-networkd.service"
+    if not link.is_symlink():
+        link.symlink_to("/lib/systemd/system/systemd-networkd.service")
+    (rootfs / "etc" / "hostname").write_text(spec.name + "\n")
+    # As on the podman hosts: the resolver is the host's own loopback, where nothing listens.
+    resolv = rootfs / "etc" / "resolv.conf"
+    resolv.unlink(missing_ok=True)
+    resolv.write_text("nameserver 127.0.0.1\n")
+    (STATE / "log").mkdir(parents=True, exist_ok=True)
+    logfile = open(STATE / "log" / f"{cname}.log", "ab")
+    proc = subprocess.Popen([
+        "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot", "--directory", str(rootfs),
+        "--machine", cname, "--hostname", spec.name, "--network-bridge", NSPAWN_BRIDGE, "--resolv-conf=off",
+        "--drop-capability", NSPAWN_DROPPED_CAPABILITIES,
+        # systemd mounts it itself when it has CAP_SYS_ADMIN; here nspawn provides it.
+        "--tmpfs", "/run/lock", "--console", "read-only",
+    ], stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    (directory / "host.json").write_text(json.dumps({
+        "cname": cname, "lab": lab, "name": spec.name, "groups": spec.groups, "zone": spec.zone,
+        "address": address, "pid": proc.pid}))
+    _nspawn_init(cname)
+
+
+def stop_nspawn_host(cname: str) -> None:
+    """Power the host off through its init (SIGRTMIN+4), wait for nspawn to exit, remove its files."""
+    directory = _nspawn_dir(cname)
+    if (directory / "host.json").exists():
+        pid = _nspawn_record(cname)["pid"]
+        if _pid_alive(pid):
+            try:
+                os.kill(_nspawn_init(cname), signal.SIGRTMIN + 4)
+            except (LabError, OSError):
+                pass
+            for _attempt in range(300):
+                if not _pid_alive(pid):
+                    break
+                time.sleep(0.1)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def scan_host_keys(addresses: list[str]) -> None:
@@ -538,12 +708,12 @@ def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str]) -> dic
     groups: dict[str, dict] = {}
     for spec in specs:
         hostvars = {"ansible_host": addresses[spec.name]}
-        if spec.engine == "docker":
-            # Same services, reached on the docker network's bridge address.
-            docker_urls = service_urls(DOCKER_GATEWAY)
-            hostvars.update({"base_apt_proxy": docker_urls["apt_proxy"],
-                             "base_pip_find_links": f"{docker_urls['artifacts']}/wheels/",
-                             "llmfleet_lab_services": docker_urls, "llmfleet_lab_engine": "docker"})
+        if spec.engine in ("docker", "nspawn"):
+            # Same services, reached on the engine's own bridge address.
+            engine_urls = service_urls(DOCKER_GATEWAY if spec.engine == "docker" else NSPAWN_GATEWAY)
+            hostvars.update({"base_apt_proxy": engine_urls["apt_proxy"],
+                             "base_pip_find_links": f"{engine_urls['artifacts']}/wheels/",
+                             "llmfleet_lab_services": engine_urls, "llmfleet_lab_engine": spec.engine})
         hostvars.update(spec.extra_vars)
         if spec.zone:
             hostvars["llmfleet_zone"] = spec.zone
@@ -593,10 +763,12 @@ def cmd_up(args) -> dict:
     ensure_network()
     if any(s.engine == "docker" for s in specs):
         ensure_docker_engine(image)
+    if any(s.engine == "nspawn" for s in specs):
+        ensure_nspawn_network()
     wanted = {(container_name(args.name, s.name), s.engine) for s in specs}
     for existing in lab_hosts(args.name):
         if (existing["name"], existing["engine"]) not in wanted:
-            engine_cli(existing["engine"])("rm", "-f", "-v", existing["name"])
+            remove_host(existing["name"], existing["engine"])
     for spec in specs:
         start_host(args.name, spec, image)
     ensure_services()
@@ -617,6 +789,13 @@ def cmd_up(args) -> dict:
             "services": service_urls()}
 
 
+def remove_host(cname: str, engine: str) -> None:
+    if engine == "nspawn":
+        stop_nspawn_host(cname)
+    else:
+        engine_cli(engine)("rm", "-f", "-v", cname)
+
+
 def cmd_down(args) -> dict:
     labs = sorted({h["lab"] for h in lab_hosts()}) if args.all else [args.name]
     removed = []
@@ -628,15 +807,15 @@ def cmd_down(args) -> dict:
                 addresses.append(host_address(h["name"], h["engine"]))
             except (LabError, KeyError):
                 pass
-        for engine in ENGINES:
-            names = [h["name"] for h in hosts if h["engine"] == engine]
-            if names:
-                engine_cli(engine)("rm", "-f", "-v", *names)
-                removed += names
+        for h in hosts:
+            remove_host(h["name"], h["engine"])
+            removed.append(h["name"])
         forget_host_keys(addresses)
         path = inventory_path(lab)
         if path.exists():
             path.unlink()
+    if not nspawn_hosts():
+        remove_nspawn_network()
     if not lab_hosts():
         stop_docker_engine(args.purge)
         stop_services()

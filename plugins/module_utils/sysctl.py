@@ -33,10 +33,19 @@ def read_value(path):
         return normalize(handle.read())
 
 
+def write_order(key):
+    """Forwarding keys first. Writing IPv4 forwarding makes the kernel reset other keys
+    (net/ipv4/devinet.c, inet_forward_change(): conf.all.accept_redirects becomes !forwarding,
+    every device's forwarding follows): written after it, those keys keep the values asked for.
+    Seen on a host whose network namespace started with ip_forward=1: the run that turned it off
+    left accept_redirects at 1 and the next run had to apply it again."""
+    return (0 if key == "net.ipv4.ip_forward" or key.endswith(".forwarding") else 1, key)
+
+
 def plan_and_apply(settings, root=PROC_SYS, check_mode=False):
-    """Returns dict(applied, unchanged, not_applied {key: reason}, absent)."""
+    """Returns dict(applied, unchanged, not_applied {key: reason}, absent), keys sorted."""
     result = {"applied": [], "unchanged": [], "not_applied": {}, "absent": []}
-    for key in sorted(settings):
+    for key in sorted(settings, key=write_order):
         wanted = normalize(settings[key])
         path = key_path(key, root)
         if not os.path.exists(path):
@@ -67,4 +76,13 @@ def plan_and_apply(settings, root=PROC_SYS, check_mode=False):
             result["not_applied"][key] = reason
             continue
         result["applied"].append(key)
+    if not check_mode:
+        # What the kernel holds now: a key another write changed back is not applied.
+        for key in list(result["applied"]) + list(result["unchanged"]):
+            now = read_value(key_path(key, root))
+            if now != normalize(settings[key]):
+                result["not_applied"][key] = "the kernel changed it back to %s after it was written" % now
+                result["applied" if key in result["applied"] else "unchanged"].remove(key)
+    for name in ("applied", "unchanged", "absent"):
+        result[name].sort()
     return result

@@ -49,3 +49,67 @@ def test_rejected_value_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", rejecting_open)
     result = sysctl.plan_and_apply({"vm.mmap_rnd_bits": 32}, root=str(tmp_path))
     assert result["not_applied"] == {"vm.mmap_rnd_bits": "the kernel rejects 32 (keeps 28)"}
+
+
+def _kernel_like_forwarding(tmp_path, monkeypatch):
+    """open() for the fake /proc/sys that does what the kernel does when IPv4 forwarding is written:
+    conf.all.accept_redirects becomes !forwarding (net/ipv4/devinet.c, inet_forward_change)."""
+    real_open = open
+    redirects = sysctl.key_path("net.ipv4.conf.all.accept_redirects", str(tmp_path))
+
+    class Writer:
+        def __init__(self, path):
+            self.path, self.handle = path, real_open(path, "w")
+
+        def __enter__(self):
+            return self
+
+        def write(self, text):
+            self.handle.write(text)
+
+        def __exit__(self, *exc):
+            self.handle.close()
+            if self.path.endswith(("ip_forward", "all/forwarding")):
+                with real_open(redirects, "w") as handle:
+                    handle.write("0" if text_of(self.path) == "1" else "1")
+
+    def text_of(path):
+        with real_open(path) as handle:
+            return handle.read().strip()
+
+    def fake_open(path, mode="r"):
+        return Writer(path) if mode == "w" else real_open(path, mode)
+
+    monkeypatch.setattr(sysctl, "open", fake_open, raising=False)
+
+
+def test_forwarding_is_written_before_the_keys_it_resets(tmp_path, monkeypatch):
+    make(tmp_path, "net.ipv4.ip_forward", "1")
+    make(tmp_path, "net.ipv4.conf.all.accept_redirects", "1")
+    _kernel_like_forwarding(tmp_path, monkeypatch)
+    settings = {"net.ipv4.conf.all.accept_redirects": 0, "net.ipv4.ip_forward": 0}
+    first = sysctl.plan_and_apply(settings, root=str(tmp_path))
+    assert first["applied"] == ["net.ipv4.conf.all.accept_redirects", "net.ipv4.ip_forward"]
+    assert first["not_applied"] == {}
+    # A second run finds everything as asked (it re-applied accept_redirects before the fix).
+    second = sysctl.plan_and_apply(settings, root=str(tmp_path))
+    assert second["applied"] == [] and sorted(second["unchanged"]) == sorted(settings)
+
+
+def test_a_value_the_kernel_does_not_keep_is_reported(tmp_path, monkeypatch):
+    """Some keys accept a write and keep another value (clamped to a limit): not applied."""
+    path = make(tmp_path, "net.core.somaxconn", "4096")
+    real_open = open
+
+    def clamping_open(name, mode="r"):
+        handle = real_open(name, mode)
+        if mode == "w":
+            original = handle.write
+            handle.write = lambda text: original(str(min(int(text), 65535)))
+        return handle
+
+    monkeypatch.setattr(sysctl, "open", clamping_open, raising=False)
+    result = sysctl.plan_and_apply({"net.core.somaxconn": 100000}, root=str(tmp_path))
+    assert result["applied"] == [] and result["unchanged"] == []
+    assert result["not_applied"] == {"net.core.somaxconn": "the kernel changed it back to 65535 after it was written"}
+    assert real_open(path).read() == "65535"
