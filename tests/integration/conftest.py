@@ -48,12 +48,17 @@ class Lab:
         cmd = ["ssh", "-i", key or self.info["ssh_key"], "-o", f"UserKnownHostsFile={self.info['known_hosts']}",
                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                f"{user}@{address}", command]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        # stdin: /dev/null. ssh puts the stdin it is given into non-blocking mode while it runs, and that
+        # flag belongs to the open file the whole test process shares: an ansible-playbook started
+        # meanwhile (the rolling-update tests sample the pools over SSH while the playbook starts)
+        # then refuses to run ("Ansible requires blocking IO on stdin/stdout/stderr"; seen in CI).
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
 
     def playbook(self, *args, inventory=None, callback="default", timeout=1200):
         cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory or self.inventory.parent), *args]
         return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False,
-                              env=ansible_env(ANSIBLE_STDOUT_CALLBACK=callback))
+                              stdin=subprocess.DEVNULL, env=ansible_env(ANSIBLE_STDOUT_CALLBACK=callback))
 
     def inventory_copy(self, tmp_path, mutate):
         """A copy of the lab inventory (with its group_vars and host_vars) changed by mutate(dict)."""
