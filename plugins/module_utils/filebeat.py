@@ -18,7 +18,6 @@ import re
 from ansible_collections.llmfleet.cluster.plugins.module_utils import validation
 
 OUTPUTS = ("elasticsearch", "logstash", "kafka")
-DEFAULT_PORTS = {"elasticsearch": 9200, "logstash": 5044, "kafka": 9092}
 INPUT_TYPES = ("filestream", "journald")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Docker's json-file driver: one file per container.
