@@ -104,7 +104,8 @@ def main():
             print(f"\n{label}: {len(zones)} zones updated")
             for z in zones:
                 s = z["seconds"]
-                print(f"  {z['zone']}: total {s['total']:.1f} s = drain {s['drain']:.1f} (requests {z.get('drain_wait_seconds', 0):.2f})"
+                print(f"  {z['zone']}: total {s['total']:.1f} s = check {s.get('check', 0):.1f} + baseline "
+                      f"{s.get('baseline', 0):.1f} + drain {s['drain']:.1f} (requests {z.get('drain_wait_seconds', 0):.2f})"
                       f" + update {s['update']:.1f} + gate {s['gate']:.1f} + enable {s['enable']:.1f}")
             print(f"  physical limit (sum of drain waits + one restart-to-ready per zone): {physical:.1f} s")
             print(f"  zone phases: {zone_time:.1f} s = {zone_time / physical:.1f} x the limit")

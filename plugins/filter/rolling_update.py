@@ -17,11 +17,19 @@ description:
     marked C(pending=false), so an aborted update resumes where it stopped.
   - Fails when taking any one zone out would leave fewer replicas in service than the larger of
     I(min_replicas) and I(min_fraction) of all replicas.
-  - The same file holds C(rolling_update_healthy) (servers every HAProxy LB sees UP and ready, from
-    lb_member query results), C(rolling_update_capacity_problem) and C(rolling_update_soak_problem)
-    (each returns an empty string or what is wrong), C(rolling_update_new_result),
-    C(rolling_update_record_zone), C(rolling_update_zone_fields) (the result file's content),
-    C(rolling_update_summary) (one line per zone) and C(rolling_update_failure) (a failed task's message).
+  - The same file holds C(rolling_update_lb_list) (the LBs with engine and socket, once per run),
+    C(rolling_update_left_alone) (servers a restore left as someone else set them),
+    C(rolling_update_lb_views) (lb_member results registered over the load balancers -> one view per LB with its
+    servers, owned drains and error, unreachable included), C(rolling_update_lb_problem),
+    C(rolling_update_healthy) (servers every HAProxy LB sees UP and ready, from views),
+    C(rolling_update_fleet_report) (every replica some LB does not use, with who took it out),
+    C(rolling_update_leftover_zones) (zones an earlier run left drained), C(rolling_update_capacity_problem),
+    C(rolling_update_rollback_drain_problem) and C(rolling_update_soak_problem) (each returns an empty string or
+    what is wrong), C(rolling_update_completion_seconds) and C(rolling_update_latency_budget) (the gate's budget
+    from the old release's latency), C(rolling_update_new_result), C(rolling_update_zone_step),
+    C(rolling_update_record_zone), C(rolling_update_record_repair), C(rolling_update_zone_fields) (the result
+    file's content), C(rolling_update_summary) (one line per zone) and C(rolling_update_failure) (a failed task's
+    message).
 options:
   _input:
     description: Load-balancer members.
@@ -75,9 +83,26 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update
 
 
-def _views(lb_results):
-    """lb_member query results registered in a loop -> [{server: view}] of the HAProxy LBs."""
-    return [r["servers"] for r in lb_results if r.get("servers") and r.get("engine", "haproxy") == "haproxy"]
+LB_ITEM = "__rolling_update_lb"
+
+
+def rolling_update_lb_views(lb_results):
+    """lb_member results registered in a loop over the LBs (loop_var __rolling_update_lb: {host, engine,
+    socket}) -> [{"lb", "engine", "error", "servers", "owned", "skipped", "report", "waited_seconds"}].
+    An unreachable LB (the tasks ignore unreachable hosts so that the run keeps control) is an error."""
+    views = []
+    for r in lb_results or []:
+        lb = r.get(LB_ITEM) or {}
+        error = ""
+        if r.get("unreachable"):
+            error = "unreachable: %s" % (r.get("msg") or "no connection")
+        elif r.get("failed"):
+            error = r.get("msg") or "failed"
+        views.append({"lb": lb.get("host", "?"), "engine": r.get("engine") or lb.get("engine", "haproxy"),
+                      "error": error, "servers": r.get("servers") or {}, "owned": r.get("owned") or {},
+                      "skipped": r.get("skipped") or {}, "report": r.get("report") or {},
+                      "waited_seconds": float(r.get("waited_seconds") or 0)})
+    return views
 
 
 def _number(value, kind):
@@ -99,10 +124,63 @@ def rolling_update_plan(members, current, planned, from_zone="", force=False, mi
         raise AnsibleFilterError(str(exc))
 
 
-def rolling_update_healthy(lb_results):
+def rolling_update_lb_list(lbs, hostvars):
+    """[{host, engine, socket}] of the load balancers, built once per run for every LB call."""
+    found = []
+    for lb in lbs or []:
+        hv = hostvars[lb]
+        found.append({"host": lb, "engine": hv.get("load_balancer_engine") or "haproxy",
+                      "socket": hv.get("load_balancer_runtime_socket") or ""})
+    return found
+
+
+def rolling_update_left_alone(views):
+    """{lb: {server: why}} of servers a restore left as someone else had set them (e.g. maint by hand)."""
+    return rolling_update.left_alone(views)
+
+
+def rolling_update_lb_problem(views):
+    return rolling_update.lb_problem(views)
+
+
+def rolling_update_healthy(views):
     """None when no HAProxy LB reported (nginx has no health checks: probe the replicas instead)."""
-    views = _views(lb_results)
-    return sorted(rolling_update.healthy_servers(views)) if views else None
+    return rolling_update.healthy(views)
+
+
+def rolling_update_fleet_report(views, members):
+    return rolling_update.fleet_report(views, members)
+
+
+def rolling_update_leftover_zones(views, members):
+    return rolling_update.leftover_zones(views, members)
+
+
+def rolling_update_rollback_drain_problem(zone_servers, all_servers, views, healthy, required):
+    return rolling_update.rollback_drain_problem(zone_servers, all_servers, views, healthy, int(required))
+
+
+def rolling_update_completion_seconds(registered):
+    """Completion times (seconds) of the passing checks in health_gate results: a list of registered
+    loop results (one per host, each with "results", one per replica) or of single results."""
+    results = []
+    for r in registered or []:
+        results.extend(r.get("results") if isinstance(r, dict) and "results" in r else [r])
+    return [a["completion_ms"] / 1000.0 for r in results if isinstance(r, dict) and not r.get("skipped")
+            for a in r.get("attempts") or [] if a.get("state") == "ok" and "completion_ms" in a]
+
+
+def rolling_update_latency_budget(seconds, ratio, absolute=0, floor=0):
+    return rolling_update.latency_budget(seconds, _number(ratio, float), _number(absolute, float),
+                                         _number(floor, float))
+
+
+def rolling_update_zone_step(result, zone, step, at):
+    return rolling_update.zone_step(result, zone, step, at)
+
+
+def rolling_update_record_repair(result, leftover, outcome, error=""):
+    return rolling_update.record_repair(result, leftover, outcome, error)
 
 
 def rolling_update_capacity_problem(zone_servers, all_servers, healthy, required):
@@ -110,7 +188,12 @@ def rolling_update_capacity_problem(zone_servers, all_servers, healthy, required
 
 
 def rolling_update_soak_problem(before_results, after_results, servers, max_error_rate):
-    return rolling_update.soak_problem(_views(before_results), _views(after_results), servers, float(max_error_rate))
+    # Matched by LB: an LB that did not answer one of the two looks is left out.
+    before = dict((v["lb"], v["servers"]) for v in before_results if v["engine"] == "haproxy" and not v["error"])
+    after = dict((v["lb"], v["servers"]) for v in after_results if v["engine"] == "haproxy" and not v["error"])
+    common = [lb for lb in before if lb in after]
+    return rolling_update.soak_problem([before[lb] for lb in common], [after[lb] for lb in common], servers,
+                                       float(max_error_rate))
 
 
 def rolling_update_new_result(plan, started_at):
@@ -121,8 +204,8 @@ def rolling_update_record_zone(result, zone, fields):
     return rolling_update.record_zone(result, zone, fields)
 
 
-def rolling_update_zone_fields(times, error, rollback_error=""):
-    return rolling_update.zone_fields(times, error, rollback_error)
+def rolling_update_zone_fields(times, error, rollback_error="", refused=False):
+    return rolling_update.zone_fields(times, error, rollback_error, boolean(refused, strict=False))
 
 
 def rolling_update_failure(result):
@@ -137,7 +220,18 @@ class FilterModule(object):
     def filters(self):
         return {
             "rolling_update_plan": rolling_update_plan,
+            "rolling_update_lb_views": rolling_update_lb_views,
+            "rolling_update_lb_list": rolling_update_lb_list,
+            "rolling_update_left_alone": rolling_update_left_alone,
+            "rolling_update_lb_problem": rolling_update_lb_problem,
             "rolling_update_healthy": rolling_update_healthy,
+            "rolling_update_fleet_report": rolling_update_fleet_report,
+            "rolling_update_leftover_zones": rolling_update_leftover_zones,
+            "rolling_update_rollback_drain_problem": rolling_update_rollback_drain_problem,
+            "rolling_update_completion_seconds": rolling_update_completion_seconds,
+            "rolling_update_latency_budget": rolling_update_latency_budget,
+            "rolling_update_zone_step": rolling_update_zone_step,
+            "rolling_update_record_repair": rolling_update_record_repair,
             "rolling_update_capacity_problem": rolling_update_capacity_problem,
             "rolling_update_soak_problem": rolling_update_soak_problem,
             "rolling_update_new_result": rolling_update_new_result,

@@ -263,3 +263,87 @@ def nginx_workers(processes, master_pid):
     """PIDs of the master's worker processes. processes: [(pid, ppid, title)]."""
     return sorted(pid for pid, ppid, title in processes
                   if ppid == master_pid and title.startswith("nginx: worker process"))
+
+
+# --- Owned drains ----------------------------------------------------------------------------------
+# A drain is owned by whoever set it: the rolling update records, on the load balancer itself and
+# before it changes anything, which servers it takes out, the state each had before, its run id and
+# the time. A later run restores exactly those, from that record: "previous" is never read from a
+# drain an interrupted run left behind, and a server somebody else took out (by hand, a script) is
+# never claimed, so it stays as they left it. The ledger is a JSON file next to the LB
+# ({"version": 1, "backends": {backend: {server: entry}}}); HAProxy's own runtime state is lost at
+# a restart, the ledger is not, and a server found back at its previous state is simply forgotten.
+
+LEDGER_VERSION = 1
+
+
+def ledger_entries(ledger, backend):
+    """{server: entry} the ledger holds for backend (a copy)."""
+    return dict(((ledger or {}).get("backends") or {}).get(backend) or {})
+
+
+def _with_entries(ledger, backend, entries):
+    backends = dict((ledger or {}).get("backends") or {})
+    if entries:
+        backends[backend] = entries
+    else:
+        backends.pop(backend, None)
+    return {"version": LEDGER_VERSION, "backends": backends}
+
+
+def ledger_claim(ledger, backend, current, state, names, owner, since):
+    """Take names out (state: drain or maint) as owner.
+
+    current: {server: admin state now} (ready, drain, maint; nginx knows ready and drain only).
+    Claimed: servers that are ready now, and servers this ledger already holds (an earlier run's
+    leftover: their recorded previous state is kept, the new owner noted). Servers someone else
+    took out are skipped, untouched.
+    Returns (ledger, {server: state to set}, {server: why skipped}).
+    """
+    entries = ledger_entries(ledger, backend)
+    targets = {}
+    skipped = {}
+    for name in names:
+        entry = entries.get(name)
+        if entry is not None:
+            entries[name] = dict(entry, state=state, owner=owner, claimed_again_at=since)
+            targets[name] = state
+        elif current[name] == "ready":
+            entries[name] = {"previous": "ready", "state": state, "owner": owner, "since": since}
+            targets[name] = state
+        else:
+            skipped[name] = "%s, not set by %s: left as it is" % (current[name], owner)
+    return _with_entries(ledger, backend, entries), targets, skipped
+
+
+def ledger_release(ledger, backend, current, names):
+    """Put back what the ledger holds of names.
+
+    A server still in the state its owner set goes back to its recorded previous state; one found
+    at its previous state already (HAProxy restarted, someone enabled it) is just forgotten; one
+    someone else changed since (e.g. put in maint by hand) is left as it is and reported.
+    Servers the ledger does not hold are not touched.
+    Returns (ledger, {server: state to set}, {server: what happened, for people}).
+    """
+    entries = ledger_entries(ledger, backend)
+    targets = {}
+    report = {}
+    for name in names:
+        entry = entries.pop(name, None)
+        if entry is None:
+            report[name] = "not drained by us: left %s" % current[name]
+        elif current[name] == entry["state"]:
+            targets[name] = entry["previous"]
+            report[name] = "restored to %s (taken out by %s at %s)" % (entry["previous"], entry.get("owner", "?"),
+                                                                       entry.get("since", "?"))
+        elif current[name] == entry["previous"]:
+            report[name] = "already %s" % current[name]
+        else:
+            report[name] = ("changed by someone else since %s took it out: left %s"
+                            % (entry.get("owner", "?"), current[name]))
+    return _with_entries(ledger, backend, entries), targets, report
+
+
+def nginx_state(state):
+    """What nginx can show of a state: a `down` server is 'drain'."""
+    return "ready" if state == "ready" else "drain"

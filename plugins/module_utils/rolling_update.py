@@ -71,6 +71,113 @@ def plan(members, current, planned, from_zone="", force=False, min_replicas=1, m
     return {"zones": result, "required_healthy": required, "total": total}
 
 
+def lb_problem(views):
+    """'' or what went wrong on which load balancer (views: see filter rolling_update_lb_views)."""
+    return "; ".join("%s: %s" % (v["lb"], v["error"]) for v in views if v.get("error"))
+
+
+def healthy(views):
+    """Servers every HAProxy LB sees UP and ready; None without a HAProxy LB (nginx has no health
+    checks: the replicas are probed instead)."""
+    haproxy = [v["servers"] for v in views if v.get("engine") == "haproxy" and not v.get("error")]
+    return sorted(healthy_servers(haproxy)) if haproxy else None
+
+
+def out_of_pool(view, name):
+    """Whether an LB sends a server no new requests (drained, in maint, or DOWN by its checks)."""
+    server = view["servers"].get(name) or {}
+    return server.get("previous", "ready") != "ready" or server.get("status") not in ("UP", "up", None)
+
+
+def left_alone(views):
+    """{lb: {server: why}} of the servers a restore did not put back because it had not taken them
+    out or someone else changed them since (an operator's maint stays, and is reported)."""
+    found = {}
+    for view in views:
+        kept = dict((name, why) for name, why in (view.get("report") or {}).items()
+                    if not why.startswith(("restored", "already")))
+        if kept:
+            found[view["lb"]] = kept
+    return found
+
+
+def fleet_report(views, members):
+    """For people, before the first zone: every replica that some load balancer does not use, its
+    zone, and who took it out. One line per LB and server."""
+    zone_of = dict((m["name"], m["zone"]) for m in members)
+    lines = []
+    for view in views:
+        if view.get("error"):
+            lines.append("%s: not reachable or refused: %s" % (view["lb"], view["error"]))
+            continue
+        owned = view.get("owned") or {}
+        for name in sorted(view["servers"], key=zones.natural_key):
+            if not out_of_pool(view, name):
+                continue
+            server = view["servers"][name]
+            state = server.get("status") or server.get("previous")
+            if name in owned:
+                who = "taken out by %s at %s" % (owned[name].get("owner", "?"), owned[name].get("since", "?"))
+            elif server.get("previous", "ready") != "ready":
+                who = "taken out by someone else: left as it is"
+            else:
+                who = "failing its health checks"
+            lines.append("%s: %s (%s) %s, %s" % (view["lb"], name, zone_of.get(name) or "(no zone)", state, who))
+    return lines
+
+
+def leftover_zones(views, members):
+    """Zones with servers that an earlier rolling update took out and did not put back (its claims in
+    the LBs' ledgers), in zone order: [{"zone", "hosts", "servers" (all the zone's), "owned"
+    (the claimed ones), "owners"}]."""
+    by_zone = {}
+    for member in members:
+        entry = by_zone.setdefault(member["zone"], {"zone": member["zone"], "hosts": [], "servers": [],
+                                                    "owned": set(), "owners": set()})
+        if member["host"] not in entry["hosts"]:
+            entry["hosts"].append(member["host"])
+        entry["servers"].append(member["name"])
+    zone_of = dict((m["name"], m["zone"]) for m in members)
+    for view in views:
+        for name, claim in (view.get("owned") or {}).items():
+            if name in zone_of:
+                by_zone[zone_of[name]]["owned"].add(name)
+                by_zone[zone_of[name]]["owners"].add(claim.get("owner", "?"))
+    found = []
+    for zone in zones.zone_order(list(by_zone)):
+        entry = by_zone[zone]
+        if entry["owned"]:
+            found.append(dict(entry, hosts=sorted(entry["hosts"], key=zones.natural_key),
+                              owned=sorted(entry["owned"], key=zones.natural_key), owners=sorted(entry["owners"])))
+    return found
+
+
+def rollback_drain_problem(zone_servers, all_servers, views, healthy_servers_, required):
+    """Before a rollback drains its zone: '' when the zone is out of every LB's pool already or the
+    other zones keep `required` healthy replicas; else why draining would take too much out."""
+    reachable = [v for v in views if not v.get("error")]
+    if reachable and all(out_of_pool(v, name) for v in reachable for name in zone_servers if name in v["servers"]):
+        return ""
+    problem = capacity_problem(zone_servers, all_servers, healthy_servers_, required)
+    return ("draining the zone for its rollback would leave too few replicas (%s): left as it is" % problem
+            if problem else "")
+
+
+def latency_budget(seconds, ratio, absolute=0.0, floor=0.0):
+    """Latency budget of the gate's completions: the old release's median completion time (seconds,
+    measured on the same prompt before the zone was drained) times ratio, never below floor; an
+    absolute budget (> 0) caps it. No baseline or ratio 0: the absolute budget (0: none)."""
+    samples = sorted(float(x) for x in seconds or [])
+    if not samples or not ratio:
+        return {"budget": float(absolute or 0), "baseline": None}
+    middle = len(samples) // 2
+    median = samples[middle] if len(samples) % 2 else (samples[middle - 1] + samples[middle]) / 2.0
+    budget = max(median * float(ratio), float(floor or 0))
+    if absolute:
+        budget = min(budget, float(absolute))
+    return {"budget": round(budget, 3), "baseline": round(median, 3)}
+
+
 def healthy_servers(views_per_lb):
     """Servers every HAProxy load balancer sees UP and ready. views_per_lb: [{server: view}]
     (lb_member's query result, one per HAProxy LB)."""
@@ -129,24 +236,57 @@ def new_result(plan_, started_at):
     }
 
 
+STEPS = ("checking", "draining", "updating", "gating", "enabling", "soaking", "rolling_back", "repairing")
+
+
+def zone_step(result, zone, step, at):
+    """A copy of result saying the zone is in step (written before the step starts, so that an
+    interrupted run leaves a true record)."""
+    if step not in STEPS:
+        raise ValueError("unknown step %r" % (step,))
+    return record_zone(result, zone, {"status": "in_progress", "step": step, "step_started_at": at})
+
+
+def record_repair(result, leftover, outcome, error=""):
+    """A copy of result with what the run repaired before its first zone (or failed to)."""
+    entry = {"zone": leftover["zone"], "servers": leftover["owned"], "left_by": leftover["owners"], "outcome": outcome}
+    if error:
+        entry["error"] = error
+    result = dict(result, repaired=list(result.get("repaired") or []) + [entry])
+    if error:
+        result["status"] = "stopped"
+    return result
+
+
 def record_zone(result, zone, fields):
     """A copy of result with the zone's entry updated by fields; the run stops with the first zone
     that did not end "updated"."""
-    result = dict(result, zones=[dict(z, **fields) if z["zone"] == zone else z for z in result["zones"]])
-    if fields.get("status") not in (None, "updated", "would_update"):
+    def merged(z):
+        # A field set to None is dropped (the step of a zone that ended).
+        return dict((k, v) for k, v in dict(z, **fields).items() if v is not None)
+    result = dict(result, zones=[merged(z) if z["zone"] == zone else z for z in result["zones"]])
+    if fields.get("status") not in (None, "updated", "would_update", "in_progress"):
         result["status"] = "stopped"
     return result
 
 
 def summary(result):
-    """One line per zone, for people."""
+    """One line per zone, for people; first what the run repaired."""
     lines = []
+    for r in result.get("repaired") or []:
+        line = "repaired %s: %s (%s), left by %s" % (
+            r["zone"] or "(no zone)", r["outcome"], " ".join(r["servers"]), ", ".join(r["left_by"]))
+        if r.get("error"):
+            line += "  error: " + r["error"]
+        lines.append(line)
     for z in result["zones"]:
-        line = "%-12s %-15s %s" % (z["zone"] or "(no zone)", z["status"], " ".join(z["hosts"]))
+        status = z["status"] + (" (%s)" % z["step"] if z["status"] == "in_progress" else "")
+        line = "%-12s %-15s %s" % (z["zone"] or "(no zone)", status, " ".join(z["hosts"]))
         seconds = z.get("seconds")
         if seconds:
             line += "  [" + ", ".join("%s %.1fs" % (k, seconds[k]) for k in
-                                      ("drain", "update", "gate", "enable", "soak", "rollback", "total")
+                                      ("check", "baseline", "drain", "update", "gate", "enable", "soak",
+                                       "rollback", "total")
                                       if k in seconds) + "]"
         if z.get("error"):
             line += "  error: " + z["error"]
@@ -155,11 +295,12 @@ def summary(result):
     return lines
 
 
-PHASES = (("drain", "start", "drained"), ("update", "drained", "updated"), ("gate", "updated", "gated"),
+PHASES = (("check", "start", "checked"), ("baseline", "checked", "measured"), ("drain", "drain_start", "drained"),
+          ("update", "drained", "updated"), ("gate", "updated", "gated"),
           ("enable", "gated", "enabled"), ("soak", "enabled", "soaked"), ("rollback", "rollback_start", "rolled_back"))
 
 
-def zone_fields(times, error, rollback_error=""):
+def zone_fields(times, error, rollback_error="", refused=False):
     """What the result file says about a zone: status, error, and seconds per phase from the
     timestamps (epoch seconds) the playbook noted: start, drained, updated, gated, enabled, soaked,
     rollback_start, rolled_back (missing ones: the phase did not run)."""
@@ -170,9 +311,11 @@ def zone_fields(times, error, rollback_error=""):
             seconds[phase] = round(times[end] - times[begin], 3)
     if times:
         seconds["total"] = round(max(times.values()) - times.get("start", min(times.values())), 3)
-    fields = {"seconds": seconds}
+    fields = {"seconds": seconds, "step": None, "step_started_at": None}
     if not error:
         fields["status"] = "updated"
+    elif refused:
+        fields.update(status="refused", error=error, note="refused before any change: the zone was not touched")
     elif rollback_error:
         fields.update(status="rollback_failed", error=error, rollback_error=rollback_error)
     else:

@@ -24,7 +24,13 @@ description:
     reloading; drained means every worker of the previous configuration has exited (they finish
     their requests first, bounded by nginx's C(worker_shutdown_timeout)). nginx has no active health
     checks, so C(ready) does not wait for anything.
-  - Without I(state) or I(restore), reports the servers and changes nothing.
+  - Without I(state), I(restore) or I(restore_owned), reports the servers and changes nothing.
+  - B(Owned drains.) With I(owner), a drain (or maint) is first recorded in I(ledger) on the load
+    balancer (server, its state before, owner, time), then set. Servers someone else already took
+    out are skipped and left as they are (C(skipped)); servers the ledger already holds (an
+    interrupted run's leftovers) keep the state recorded before that run. I(restore_owned) puts
+    back exactly what the ledger holds of I(servers) and forgets it; a server changed by someone
+    else since (e.g. put in C(maint) by hand) is left as it is and reported (C(report)).
   - Every server name is checked before anything changes.
 options:
   servers:
@@ -38,6 +44,19 @@ options:
   restore:
     description: State per server, as returned in C(servers[*].previous) by an earlier call.
     type: dict
+  owner:
+    description:
+      - Who takes the servers out (e.g. C(rolling_update RUN_ID)); with I(state) C(drain) or C(maint) the drain is
+        recorded in I(ledger) before anything changes.
+    type: str
+  restore_owned:
+    description: Put I(servers) back to the state the ledger recorded before they were taken out, and forget them.
+    type: bool
+    default: false
+  ledger:
+    description: The owned-drain ledger on the load balancer (JSON, mode 0600).
+    type: path
+    default: /var/lib/llmfleet/lb-drains.json
   engine:
     description: Load-balancer engine.
     type: str
@@ -99,6 +118,15 @@ EXAMPLES = r"""
   delegate_to: "{{ item.item }}"
   loop: "{{ drained.results }}"
 
+- name: Drain, recorded as ours (an interrupted run's successor restores exactly these)
+  llmfleet.cluster.lb_member:
+    servers: [model-a1-r0, model-a1-r1]
+    state: drain
+    owner: rolling_update 20261202T230000Z-1234
+- name: Put back what we took out; a server put in maint by hand meanwhile stays in maint
+  llmfleet.cluster.lb_member:
+    servers: [model-a1-r0, model-a1-r1]
+    restore_owned: true
 - name: Only look (sessions, queue, status, counters)
   llmfleet.cluster.lb_member:
     servers: [model-a1-r0]
@@ -129,6 +157,18 @@ servers:
     responses_5xx:
       description: 5xx answers it gave (HAProxy).
       type: int
+owned:
+  description: What the ledger holds for the backend after the call, by server (previous, state, owner, since).
+  returned: always
+  type: dict
+skipped:
+  description: With I(owner), servers not claimed because someone else had taken them out, and why.
+  returned: when a claim was made
+  type: dict
+report:
+  description: With I(restore_owned), what happened to each server.
+  returned: when restore_owned
+  type: dict
 waited_seconds:
   description: Seconds spent waiting.
   returned: always
@@ -139,6 +179,8 @@ engine:
   type: str
 """
 
+import errno
+import json
 import os
 import tempfile
 import time
@@ -214,12 +256,74 @@ def run_nginx(module, targets):
     return {"changed": changed, "servers": servers, "waited_seconds": round(waited, 3), "engine": "nginx"}
 
 
+def read_ledger(module):
+    path = module.params["ledger"]
+    try:
+        with open(path) as handle:
+            ledger = json.load(handle)
+    except (OSError, IOError) as exc:
+        if getattr(exc, "errno", None) == errno.ENOENT:
+            return {"version": lb_member.LEDGER_VERSION, "backends": {}}
+        module.fail_json(msg="cannot read the drain ledger %s: %s" % (path, exc))
+    except ValueError as exc:
+        module.fail_json(msg="the drain ledger %s is not JSON (%s): look at it and remove it by hand only if no "
+                             "rolling update left servers drained" % (path, exc))
+    if not isinstance(ledger, dict) or ledger.get("version") != lb_member.LEDGER_VERSION:
+        module.fail_json(msg="the drain ledger %s has an unknown format (version %r)" % (path, (ledger or {}).get("version")))
+    return ledger
+
+
+def write_ledger(module, ledger):
+    """Atomically, root only (it tells which servers are out and why)."""
+    path = module.params["ledger"]
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o700)
+    fd, temporary = tempfile.mkstemp(prefix=".lb-drains-", dir=directory)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(ledger, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(temporary, 0o600)
+    os.rename(temporary, path)
+
+
+def current_states(module, api, names):
+    """{server: admin state} as the LB sees it now (nginx: ready or drain)."""
+    p = module.params
+    try:
+        if p["engine"] == "nginx":
+            with open(p["nginx_config"]) as handle:
+                servers = lb_member.nginx_query(handle.read(), p["backend"], names)
+        else:
+            servers = lb_member.haproxy_query(api, p["backend"], names)
+    except (OSError, lb_member.LBError) as exc:
+        module.fail_json(msg="%s: %s" % (p["nginx_config"] if p["engine"] == "nginx" else p["backend"], exc))
+    return dict((name, view["previous"]) for name, view in servers.items())
+
+
+def apply(module, api, targets):
+    p = module.params
+    if p["engine"] == "nginx":
+        return run_nginx(module, targets)
+    try:
+        result = lb_member.haproxy_apply(api, p["backend"], targets, p["wait"], p["timeout"], p["interval"],
+                                         module.check_mode, time.monotonic, time.sleep)
+    except lb_member.LBError as exc:
+        module.fail_json(msg=str(exc))
+    result["engine"] = "haproxy"
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             servers=dict(type="list", elements="str"),
             state=dict(type="str", choices=list(lb_member.STATES)),
             restore=dict(type="dict"),
+            restore_owned=dict(type="bool", default=False),
+            owner=dict(type="str"),
+            ledger=dict(type="path", default="/var/lib/llmfleet/lb-drains.json"),
             engine=dict(type="str", choices=["haproxy", "nginx"], default="haproxy"),
             backend=dict(type="str", default="llm"),
             socket=dict(type="path", default="/run/haproxy/admin.sock"),
@@ -230,44 +334,69 @@ def main():
             interval=dict(type="float", default=0.5),
             socket_timeout=dict(type="float", default=5),
         ),
-        mutually_exclusive=[("restore", "servers"), ("restore", "state")],
+        mutually_exclusive=[("restore", "servers"), ("restore", "state"), ("owner", "restore")],
         required_one_of=[("servers", "restore")],
+        required_if=[("restore_owned", True, ("servers",))],
         supports_check_mode=True,
     )
     p = module.params
     for name in ("timeout", "interval", "socket_timeout"):
         if p[name] <= 0:
             module.fail_json(msg="%s: must be greater than 0, got %r" % (name, p[name]))
+    if p["restore_owned"] and (p["state"] or p["restore"] is not None):
+        module.fail_json(msg="restore_owned: not together with state or restore")
+    if p["owner"] is not None and not (p["state"] in ("drain", "maint") or p["restore_owned"]):
+        module.fail_json(msg="owner: only with state drain or maint (claim) or restore_owned")
+    api = lb_member.RuntimeAPI(p["socket"], p["socket_timeout"])
+    ledger = read_ledger(module)
+    extra = {}
     if p["restore"] is not None:
         bad = dict((k, v) for k, v in p["restore"].items() if v not in lb_member.STATES)
         if bad:
             module.fail_json(msg="restore: %s: states must be one of %s" % (bad, ", ".join(lb_member.STATES)))
         targets = dict(p["restore"])
+    elif p["restore_owned"]:
+        current = current_states(module, api, p["servers"])
+        new_ledger, targets, report = lb_member.ledger_release(ledger, p["backend"], current, p["servers"])
+        extra["report"] = report
+        result = apply(module, api, targets)
+        # Forgotten only once the servers are back: a failed restore leaves the claim for the next run.
+        if new_ledger != ledger and not module.check_mode:
+            write_ledger(module, new_ledger)
+        result["changed"] = result["changed"] or new_ledger != ledger
+        result["owned"] = lb_member.ledger_entries(new_ledger, p["backend"])
+        module.exit_json(report=report, **result)
+    elif p["state"] and p["owner"] is not None:
+        current = current_states(module, api, p["servers"])
+        state = lb_member.nginx_state(p["state"]) if p["engine"] == "nginx" else p["state"]
+        new_ledger, targets, skipped = lb_member.ledger_claim(ledger, p["backend"], current, state, p["servers"],
+                                                              p["owner"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        # Recorded before anything changes: an interruption right after the drain leaves a claim.
+        if new_ledger != ledger and not module.check_mode:
+            write_ledger(module, new_ledger)
+        result = apply(module, api, dict((name, p["state"]) for name in targets))
+        result["changed"] = result["changed"] or new_ledger != ledger
+        result["owned"] = lb_member.ledger_entries(new_ledger, p["backend"])
+        module.exit_json(skipped=skipped, **result)
     elif p["state"]:
         targets = dict((name, p["state"]) for name in p["servers"])
     else:
         targets = None
-
+    owned = lb_member.ledger_entries(ledger, p["backend"])
+    if targets is not None:
+        module.exit_json(owned=owned, **apply(module, api, targets))
     if p["engine"] == "nginx":
-        if targets is None:
-            try:
-                with open(p["nginx_config"]) as handle:
-                    servers = lb_member.nginx_query(handle.read(), p["backend"], p["servers"])
-            except (OSError, lb_member.LBError) as exc:
-                module.fail_json(msg="%s: %s" % (p["nginx_config"], exc))
-            module.exit_json(changed=False, servers=servers, waited_seconds=0.0, engine="nginx")
-        module.exit_json(**run_nginx(module, targets))
-
-    api = lb_member.RuntimeAPI(p["socket"], p["socket_timeout"])
+        try:
+            with open(p["nginx_config"]) as handle:
+                servers = lb_member.nginx_query(handle.read(), p["backend"], p["servers"])
+        except (OSError, lb_member.LBError) as exc:
+            module.fail_json(msg="%s: %s" % (p["nginx_config"], exc))
+        module.exit_json(changed=False, servers=servers, waited_seconds=0.0, engine="nginx", owned=owned)
     try:
-        if targets is None:
-            servers = lb_member.haproxy_query(api, p["backend"], p["servers"])
-            module.exit_json(changed=False, servers=servers, waited_seconds=0.0, engine="haproxy")
-        result = lb_member.haproxy_apply(api, p["backend"], targets, p["wait"], p["timeout"], p["interval"],
-                                         module.check_mode, time.monotonic, time.sleep)
+        servers = lb_member.haproxy_query(api, p["backend"], p["servers"])
     except lb_member.LBError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(engine="haproxy", **result)
+    module.exit_json(changed=False, servers=servers, waited_seconds=0.0, engine="haproxy", owned=owned)
 
 
 if __name__ == "__main__":

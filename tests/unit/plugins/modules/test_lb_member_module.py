@@ -2,6 +2,7 @@
 that finish over time), nginx through a configuration file with stand-ins for `nginx -t` and
 `systemctl reload` on PATH."""
 
+import json
 import os
 import socket
 import stat
@@ -168,3 +169,54 @@ def test_queries_name_unknown_servers(module_runner, haproxy, nginx):
     conf, _log = nginx
     code, result = module_runner(module.main, {"engine": "nginx", "nginx_config": str(conf), "servers": ["zz"]})
     assert code == 1 and result["msg"].endswith("upstream llm has no server zz (it has: m-a1-r0, m-a1-r1, m-b1-r0)")
+
+
+def test_owned_drain_is_recorded_before_it_is_set_and_restored_exactly(module_runner, haproxy, tmp_path):
+    """The ledger on the LB says which servers this owner took out; an operator's maint is skipped on
+    the drain and kept on the restore; a second run's claim keeps the state before the first run."""
+    path, fake = haproxy
+    ledger = str(tmp_path / "lib" / "lb-drains.json")
+    fake.servers["m-a1-r1"]["status"] = "MAINT"          # an operator's, before the update
+    common = {"socket": path, "ledger": ledger, "interval": 0.05, "timeout": 5}
+    code, result = module_runner(module.main, dict(common, servers=["m-a1-r0", "m-a1-r1"], state="drain",
+                                                   owner="rolling_update run-1"))
+    assert code == 0 and result["changed"], result
+    assert sorted(result["owned"]) == ["m-a1-r0"] and result["owned"]["m-a1-r0"]["previous"] == "ready"
+    assert result["skipped"] == {"m-a1-r1": "maint, not set by rolling_update run-1: left as it is"}
+    assert fake.servers["m-a1-r0"]["status"] == "DRAIN" and fake.servers["m-a1-r1"]["status"] == "MAINT"
+    assert oct(os.stat(ledger).st_mode & 0o777) == "0o600"
+    # Interrupted here. The next run drains again: the claim keeps "ready", not the leftover drain.
+    code, result = module_runner(module.main, dict(common, servers=["m-a1-r0", "m-a1-r1"], state="drain",
+                                                   owner="rolling_update run-2"))
+    assert code == 0 and result["owned"]["m-a1-r0"]["previous"] == "ready"
+    assert result["owned"]["m-a1-r0"]["owner"] == "rolling_update run-2"
+    # A look reports the claim without changing anything.
+    code, result = module_runner(module.main, dict(common, servers=["m-a1-r0"]))
+    assert code == 0 and not result["changed"] and "m-a1-r0" in result["owned"]
+    code, result = module_runner(module.main, dict(common, servers=["m-a1-r0", "m-a1-r1"], restore_owned=True))
+    assert code == 0 and result["changed"], result
+    assert fake.servers["m-a1-r0"]["status"] == "UP" and fake.servers["m-a1-r1"]["status"] == "MAINT"
+    assert result["report"]["m-a1-r1"] == "not drained by us: left maint"
+    assert result["owned"] == {}
+    assert json.loads(open(ledger).read()) == {"version": 1, "backends": {}}
+    # Nothing left to put back: a second restore changes nothing.
+    code, result = module_runner(module.main, dict(common, servers=["m-a1-r0"], restore_owned=True))
+    assert code == 0 and not result["changed"]
+
+
+def test_owned_drain_in_check_mode_writes_no_ledger(module_runner, haproxy, tmp_path):
+    path, fake = haproxy
+    ledger = tmp_path / "lb-drains.json"
+    code, result = module_runner(module.main, {"socket": path, "ledger": str(ledger), "servers": ["m-a1-r0"],
+                                               "state": "drain", "owner": "x", "_ansible_check_mode": True})
+    assert code == 0 and result["changed"] and not ledger.exists()
+    assert fake.servers["m-a1-r0"]["status"] == "UP"
+
+
+def test_a_ledger_that_is_not_json_is_refused(module_runner, haproxy, tmp_path):
+    path, _fake = haproxy
+    ledger = tmp_path / "lb-drains.json"
+    ledger.write_text("{broken")
+    code, result = module_runner(module.main, {"socket": path, "ledger": str(ledger), "servers": ["m-a1-r0"],
+                                               "state": "drain", "owner": "x"})
+    assert code == 1 and "is not JSON" in result["msg"]

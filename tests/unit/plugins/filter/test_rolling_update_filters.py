@@ -1,0 +1,48 @@
+"""The rolling update's filters over registered results: LB views (an unreachable LB is an error, not an
+abort) and the gate's completion times."""
+
+from ansible_collections.llmfleet.cluster.plugins.filter import rolling_update as f
+
+
+def test_lb_views_turn_unreachable_and_failed_items_into_errors():
+    results = [
+        {"__rolling_update_lb": {"host": "lb1", "engine": "haproxy"}, "engine": "haproxy", "changed": False,
+         "servers": {"a": {"status": "UP", "previous": "ready"}}, "owned": {}, "waited_seconds": 1.5},
+        {"__rolling_update_lb": {"host": "lb2", "engine": "nginx"}, "unreachable": True,
+         "msg": "Failed to connect to the host via ssh: Connection refused"},
+        {"__rolling_update_lb": {"host": "lb3", "engine": "haproxy"}, "failed": True, "msg": "backend llm has no server x"},
+    ]
+    views = f.rolling_update_lb_views(results)
+    assert [(v["lb"], v["engine"], v["error"]) for v in views] == [
+        ("lb1", "haproxy", ""), ("lb2", "nginx", "unreachable: Failed to connect to the host via ssh: Connection refused"),
+        ("lb3", "haproxy", "backend llm has no server x")]
+    assert views[0]["waited_seconds"] == 1.5
+    assert f.rolling_update_lb_problem(views).startswith("lb2: unreachable")
+    assert f.rolling_update_healthy(views) == ["a"]
+
+
+def test_soak_is_judged_per_lb_that_answered_both_looks():
+    def view(lb, total, r5=0, error=""):
+        return {"lb": lb, "engine": "haproxy", "error": error,
+                "servers": {"a": {"total": total, "responses_5xx": r5, "failed_responses": 0, "failed_connections": 0}}}
+    before = [view("lb1", 0), view("lb2", 0)]
+    after = [view("lb1", 100, r5=5), view("lb2", 0, error="unreachable")]
+    assert f.rolling_update_soak_problem(before, after, ["a"], 0.01).startswith("5 errors in 100 requests")
+    assert f.rolling_update_soak_problem(before[1:], after, ["a"], 0.01) == ""
+
+
+def test_completion_seconds_from_every_hosts_gate():
+    registered = [
+        {"results": [{"attempts": [{"state": "ok", "completion_ms": 120.0}, {"state": "failed", "completion_ms": 9000},
+                                   {"state": "ok", "completion_ms": 80.0}]}, {"skipped": True}]},
+        {"skipped": True, "results": []},
+        {"attempts": [{"state": "loading"}, {"state": "ok", "completion_ms": 100.0}]},
+    ]
+    assert f.rolling_update_completion_seconds(registered) == [0.12, 0.08, 0.1]
+    assert f.rolling_update_latency_budget([0.12, 0.08, 0.1], "3", 0, 0.25) == {"budget": 0.3, "baseline": 0.1}
+
+
+def test_lb_list_reads_each_lbs_engine_and_socket():
+    hostvars = {"lb1": {}, "lb2": {"load_balancer_engine": "nginx", "load_balancer_runtime_socket": "/run/x.sock"}}
+    assert f.rolling_update_lb_list(["lb1", "lb2"], hostvars) == [
+        {"host": "lb1", "engine": "haproxy", "socket": ""}, {"host": "lb2", "engine": "nginx", "socket": "/run/x.sock"}]
