@@ -349,7 +349,6 @@ def main():
         module.fail_json(msg="owner: only with state drain or maint (claim) or restore_owned")
     api = lb_member.RuntimeAPI(p["socket"], p["socket_timeout"])
     ledger = read_ledger(module)
-    extra = {}
     if p["restore"] is not None:
         bad = dict((k, v) for k, v in p["restore"].items() if v not in lb_member.STATES)
         if bad:
@@ -358,7 +357,6 @@ def main():
     elif p["restore_owned"]:
         current = current_states(module, api, p["servers"])
         new_ledger, targets, report = lb_member.ledger_release(ledger, p["backend"], current, p["servers"])
-        extra["report"] = report
         result = apply(module, api, targets)
         # Forgotten only once the servers are back: a failed restore leaves the claim for the next run.
         if new_ledger != ledger and not module.check_mode:

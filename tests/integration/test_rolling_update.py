@@ -337,6 +337,20 @@ def test_rerun_after_success_skips_every_zone(converged_lab, tmp_path):
     assert set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL}
 
 
+def other_release_inventory(lab, tmp_path):
+    """(inventory, ctx): the context size the lab does not run now, as the release to update to."""
+    target = LAB_CTX if set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL} else NEW_CTX
+    return release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=target), target
+
+
+def assert_fleet_whole(lab, sampler, ctx):
+    """After a rerun: every replica on the one release, every zone in both pools, no drain left recorded."""
+    assert set(slot_contexts(lab).values()) == {ctx // PARALLEL}
+    assert {s["status"] for s in haproxy_stat(lab).values()} == {"UP"}
+    assert sampler._nginx_down() == []
+    assert ledger(lab, "lb1") == {} and ledger(lab, "lb2") == {}
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize("step,sig", [("draining", signal.SIGINT), ("updating", signal.SIGKILL),
                                       ("gating", signal.SIGINT), ("enabling", signal.SIGINT),
@@ -348,8 +362,7 @@ def test_fault_matrix_interrupt_then_rerun(converged_lab, apis, tmp_path, step, 
     under load through both LBs; a plain rerun must leave every zone in every pool, every replica on the
     one planned release, no ledger entry, and 0 failed requests."""
     lab = converged_lab
-    target = LAB_CTX if set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL} else NEW_CTX
-    inventory = release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=target)
+    inventory, target = other_release_inventory(lab, tmp_path)
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:
         time.sleep(2)
@@ -369,10 +382,7 @@ def test_fault_matrix_interrupt_then_rerun(converged_lab, apis, tmp_path, step, 
     assert proc2.returncode == 0, proc2.stdout[-6000:]
     assert failed == []
     assert sampler.most_zones_out() == 1
-    assert set(slot_contexts(lab).values()) == {target // PARALLEL}
-    assert {s["status"] for s in haproxy_stat(lab).values()} == {"UP"}
-    assert sampler._nginx_down() == []
-    assert ledger(lab, "lb1") == {} and ledger(lab, "lb2") == {}
+    assert_fleet_whole(lab, sampler, target)
 
 
 def cut_ssh(host):
@@ -395,8 +405,7 @@ def test_fault_matrix_host_lost_mid_zone_then_rerun(converged_lab, apis, tmp_pat
     what it could not put back recorded as ours, and stop; after SSH is back, a plain rerun repairs and
     finishes: every zone in every pool, one release, no ledger entry, 0 failed requests."""
     lab = converged_lab
-    target = LAB_CTX if set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL} else NEW_CTX
-    inventory = release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=target)
+    inventory, target = other_release_inventory(lab, tmp_path)
     first, second = tmp_path / "first.json", tmp_path / "second.json"
     try:
         with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:
@@ -420,17 +429,17 @@ def test_fault_matrix_host_lost_mid_zone_then_rerun(converged_lab, apis, tmp_pat
     assert proc.returncode != 0
     assert zone_a["status"] == "rollback_failed", zone_a
     # Only the lost host is named: the others finished their step and were rolled back.
-    assert [e for e in zone_a["rollback_error"].split("; ") if "unreachable" in e] == [
-        f"{host}: unreachable"] if host.startswith("model") else f"{host}: unreachable" in zone_a["rollback_error"]
+    unreachable = [e for e in zone_a["rollback_error"].split("; ") if "unreachable" in e]
+    if host.startswith("model"):
+        assert unreachable == [f"{host}: unreachable"], zone_a
+    else:
+        assert any(e.startswith(f"{host}: unreachable") for e in unreachable), zone_a
     assert any(left.values()), left
     assert proc2.returncode == 0, proc2.stdout[-6000:]
     assert [r["zone"] for r in result["repaired"]] == ["zone-a"]
     assert failed == []
     assert sampler.most_zones_out() == 1
-    assert set(slot_contexts(lab).values()) == {target // PARALLEL}
-    assert {s["status"] for s in haproxy_stat(lab).values()} == {"UP"}
-    assert sampler._nginx_down() == []
-    assert ledger(lab, "lb1") == {} and ledger(lab, "lb2") == {}
+    assert_fleet_whole(lab, sampler, target)
 
 
 @pytest.mark.faults
@@ -439,8 +448,7 @@ def test_fault_matrix_replica_of_another_zone_killed_mid_update(converged_lab, a
     on (systemd restarts the replica, the LBs' checks take it out and back) and finishes; requests fail at
     most where they were in flight on the killed replica (2 slots)."""
     lab = converged_lab
-    target = LAB_CTX if set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL} else NEW_CTX
-    inventory = release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=target)
+    inventory, target = other_release_inventory(lab, tmp_path)
     result_file = tmp_path / "result.json"
     with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:
         time.sleep(2)
