@@ -472,9 +472,43 @@ def start_host(lab: str, spec: HostSpec, image: str) -> None:
     cli(*cmd, image, "/sbin/init")
 
 
-def wait_ssh(address: str, timeout: float = 60) -> None:
-    if not _wait_port(address, 22, timeout):
-        raise LabError(f"sshd on {address} did not come up within {timeout:.0f}s")
+def host_diagnostics(cname: str, engine: str) -> str:
+    """What a host that did not bring sshd up looks like from inside: engine state, systemd's
+    state, failed units, the ssh unit's last lines. Best effort: every probe may fail."""
+    script = ("echo system: $(systemctl is-system-running 2>&1); "
+              "echo failed: $(systemctl --failed --no-legend --plain 2>&1 | cut -d' ' -f1); "
+              "journalctl -u ssh.service -n 5 --no-pager -o cat 2>&1 | sed 's/^/ssh: /'")
+    parts = []
+    try:
+        if engine == "nspawn":
+            out = nspawn_exec(cname, script)
+        else:
+            cli = engine_cli(engine)
+            state = cli("inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}}", cname, check=False)
+            parts.append(f"engine: {(state.stdout or state.stderr).strip()}")
+            out = cli("exec", cname, "sh", "-c", script, check=False)
+        parts.append((out.stdout + out.stderr).strip().replace("\n", "; "))
+    except LabError as exc:
+        parts.append(f"probe failed: {exc}")
+    return " | ".join(parts)
+
+
+def ensure_ssh(lab: str, spec: HostSpec, image: str, address: str, timeout: float = 120) -> str:
+    """Wait for the host's sshd; a host that does not get there in time is started once more
+    from scratch (seen once in CI on a loaded machine: one of nine hosts never opened port 22
+    while the others did), and what it looked like is logged. Returns the (new) address."""
+    cname = container_name(lab, spec.name)
+    if _wait_port(address, 22, timeout):
+        return address
+    first = host_diagnostics(cname, spec.engine)
+    log(f"{spec.name}: sshd on {address} not up within {timeout:.0f}s ({first}); starting the host again")
+    remove_host(cname, spec.engine)
+    start_host(lab, spec, image)
+    address = host_address(cname, spec.engine)
+    if _wait_port(address, 22, timeout):
+        return address
+    raise LabError(f"{spec.name}: sshd on {address} did not come up within {timeout:.0f}s, twice; "
+                   f"first: {first}; then: {host_diagnostics(cname, spec.engine)}")
 
 
 def install_admin_account(cname: str, engine: str = "podman") -> None:
@@ -775,7 +809,7 @@ def cmd_up(args) -> dict:
     ensure_artifacts()
     addresses = {s.name: host_address(container_name(args.name, s.name), s.engine) for s in specs}
     for spec in specs:
-        wait_ssh(addresses[spec.name])
+        addresses[spec.name] = ensure_ssh(args.name, spec, image, addresses[spec.name])
         install_admin_account(container_name(args.name, spec.name), spec.engine)
     scan_host_keys(list(addresses.values()))
     inv = inventory(args.name, specs, addresses)
