@@ -170,4 +170,59 @@ def ssh_public_key_problem(value):
     (length,) = struct.unpack(">I", raw[:4])
     if raw[4:4 + length] != key_type.encode("ascii"):
         return "%s is not an OpenSSH public key: the key data does not match its type %r" % (_describe(value), key_type)
+    problem = _key_blob_problem(key_type, raw)
+    if problem:
+        return "%s is not a usable %s key: %s" % (_describe(value), key_type, problem)
+    return ""
+
+
+# EC point sizes (uncompressed: 0x04 || X || Y) per curve.
+_EC_POINT_BYTES = {"nistp256": 65, "nistp384": 97, "nistp521": 133}
+RSA_MIN_BITS = 2048
+
+
+def _ssh_strings(raw):
+    """The length-prefixed fields of an SSH key blob (RFC 4253 6.6); ValueError when they do not add up."""
+    fields, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise ValueError("the key data is truncated")
+        (length,) = struct.unpack(">I", raw[offset:offset + 4])
+        if offset + 4 + length > len(raw):
+            raise ValueError("the key data is truncated")
+        fields.append(raw[offset + 4:offset + 4 + length])
+        offset += 4 + length
+    return fields
+
+
+def _key_blob_problem(key_type, raw):
+    """'' when the blob holds what its type needs (a key that base64-decodes but is cut short, padded,
+    or has the wrong sizes would be written to authorized_keys and never let anyone in)."""
+    try:
+        fields = _ssh_strings(raw)[1:]
+    except ValueError as exc:
+        return str(exc)
+    if key_type in ("ssh-ed25519", "sk-ssh-ed25519@openssh.com"):
+        expected = 2 if key_type.startswith("sk-") else 1
+        if len(fields) != expected or len(fields[0]) != 32:
+            return "an Ed25519 key is 32 bytes%s" % (" and an application" if expected == 2 else "")
+        return ""
+    if key_type == "ssh-rsa":
+        if len(fields) != 2:
+            return "an RSA key is an exponent and a modulus"
+        exponent = int(binascii.hexlify(fields[0]) or b"0", 16)
+        bits = int(binascii.hexlify(fields[1]) or b"0", 16).bit_length()
+        if exponent < 3 or exponent % 2 == 0:
+            return "the RSA exponent %d is not usable" % exponent
+        if bits < RSA_MIN_BITS:
+            return "the RSA modulus has %d bits, at least %d needed" % (bits, RSA_MIN_BITS)
+        return ""
+    curve = key_type.split("-")[-1].split("@")[0] if "ecdsa" in key_type else ""
+    if curve in _EC_POINT_BYTES:
+        expected = 3 if key_type.startswith("sk-") else 2
+        if len(fields) != expected or fields[0] != curve.encode("ascii"):
+            return "an ECDSA key names its curve %s and holds one point" % curve
+        if len(fields[1]) != _EC_POINT_BYTES[curve] or fields[1][:1] != b"\x04":
+            return "the ECDSA point is not an uncompressed %s point" % curve
+        return ""
     return ""

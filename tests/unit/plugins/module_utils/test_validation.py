@@ -7,6 +7,22 @@ from ansible_collections.llmfleet.cluster.plugins.module_utils import validation
 
 # A real key made with ssh-keygen -t ed25519 (public half only).
 ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr2X0D6kqvHzRMHqhRl0rP0ZyPpDQ6b6yS7xKpZP0nT ops@example"
+# Made with ssh-keygen -t rsa -b 3072, -t ecdsa -b 384 and -t rsa -b 1024 (public halves only).
+RSA_3072 = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQCFDNCmO6DeHACcjpaSOQchT49jjFuNLt63Mq92E6nM2Q42XT2/pRCnT+A56kuA"
+    "EqHv12XIIZRCiaRqiLOJQuJCB4cjIII7MKOlLRVybdbfVTMyzCxfnUngJ0BdCoD3ioU0Kq9FBDiCcwyBLxI+m0dNjg3lU7pMSS01"
+    "tu1bEpGW9Dm5xe+AcdL485cCQCVy6cmx3rfnwhbauH+9lJoM6gDcvOVYpl+KN9Xbd+JEe3tD04m0aNfFoY3p0Rvmv7nXj3hH45Kc"
+    "WtYZWOFdEtwGxdqdvTbxJqloCxkOwGszBqP3g7g5lJgOIc4/V3ajIigysNLV+CpQrtIkRQFUUOSq/Mly1IYCTt1DxndSl59eFP37"
+    "5ZzcnWX8aiuF+jgxj1hOw9tscWXj/m5b44JCLB6bYAfvj47S9N6oqr9PaX6LpCPC+6ZxeSEP9G6oZfz4nw0RT/zSjBAQ4yPncSbL"
+    "b6Gv9z9C2i5kltbvMwhEGi8L82NWE8+asnAe6wUNVgc3Aofzl9U=")
+ECDSA_384 = (
+    "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBK7uhXN5L9JcuGVuJZobqBXbJcel"
+    "m9qwqXdd8ptMGrgMntp3UWqQ5TFQ2lu1yC/d1AxaQ/9QnuDKXrMSZE5MPwBNmbXL+NSzwI5gX7yQKn/gDJKTKAAzBcED1Q/m9Q4c"
+    "eg==")
+RSA_1024 = (
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDGA5SnPc1M1b9LWLOHhmHDx5L22UIq79ida3Tv2urZN2VWUwf/xURw8aJZrE/8"
+    "Ahk6Za9rreNTvfNRWq1VyH8Q06kcBtszyF2x9Bk95DMDLz0j9E1fGMHpH4u3Wi1w6JwYJFksDF9xXqzP/R/TWkBOPGvgG4syKiKx"
+    "rfAPJisDTQ==")
 
 
 def key_line(declared, blob_type, payload=b"\x00" * 32):
@@ -47,7 +63,8 @@ def test_url_schemes_are_configurable():
 
 def test_ssh_public_key_accepted():
     assert v.ssh_public_key_problem(ED25519) == ""
-    assert v.ssh_public_key_problem(key_line("ssh-rsa", "ssh-rsa")) == ""
+    assert v.ssh_public_key_problem(RSA_3072) == ""
+    assert v.ssh_public_key_problem(ECDSA_384 + " ops@example") == ""
     assert v.ssh_public_key_problem(ED25519.rsplit(" ", 1)[0]) == ""  # no comment
 
 
@@ -59,6 +76,12 @@ def test_ssh_public_key_accepted():
     # The blob says ssh-rsa but the line claims ed25519: a pasted/edited key.
     (key_line("ssh-ed25519", "ssh-rsa"), "does not match its type"),
     ("ssh-ed25519 AAAA", "truncated"),
+    # Keys that decode and carry the right type name but could never let anyone in:
+    (key_line("ssh-ed25519", "ssh-ed25519", b"\x00" * 31), "an Ed25519 key is 32 bytes"),
+    (key_line("ssh-rsa", "ssh-rsa"), "an RSA key is an exponent and a modulus"),
+    (RSA_1024, "the RSA modulus has 1024 bits, at least 2048 needed"),
+    (ECDSA_384[:-8], "the key data is truncated"),  # cut short when pasted: still base64
+    (key_line("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", b"nistp256"), "names its curve nistp256 and holds one point"),
     (ED25519 + "\n" + ED25519, "several lines"),
     (None, "not a string"),
 ])

@@ -1,0 +1,692 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""The whole inventory checked in one pass on the controller, before any host is touched.
+
+The action plugin llmfleet.cluster.fleet_validate resolves, for every host, the variables of every
+role that will run on it (role defaults under the inventory, templated) and hands them here as
+plain data. This module then checks:
+  - every role input against the role's meta/argument_specs.yml (types, choices, nested options),
+  - each role's own rules (URLs, networks, keys, ports, layouts...): ROLE_RULES,
+  - numeric ranges of every count, fraction, rate and timeout: RANGES,
+  - what no per-host check can see: addresses and names shared by two hosts, an API key given to two
+    clients, two services on one port of a host, the fleet's shape (groups, zones).
+and warns about inventory variables with a role's prefix that no role knows (a typo is otherwise
+silently ignored), naming the closest known one.
+
+Every problem is one line "HOST: VARIABLE: what is wrong" (the fleet-wide ones name a group).
+Time is linear in hosts: per-host work, then one pass over dictionaries for the cross-host rules.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import difflib
+import re
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import filebeat as filebeat_utils
+from ansible_collections.llmfleet.cluster.plugins.module_utils import monitoring, nvidia, serving, validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update as rolling_update_utils
+
+# Which role runs where, as site.yml runs it: (role, group or None for every host, switch that
+# turns the whole family of checks off, default of the role's <role>_enabled).
+ROLE_SCOPES = (
+    ("base", None, None, True),
+    ("sysctl_hardening", None, None, True),
+    ("firewall", None, None, True),
+    ("ssh_hardening", None, None, True),
+    ("nvidia_driver", "model_nodes", None, True),
+    ("nvidia_container_toolkit", "model_nodes", None, True),
+    ("docker", "model_nodes", None, True),
+    ("model_store", "infra", "llmfleet_validate_serving", True),
+    ("model_weights", "model_nodes", "llmfleet_validate_serving", True),
+    ("model_server", "model_nodes", "llmfleet_validate_serving", True),
+    ("load_balancer", "load_balancers", "llmfleet_validate_serving", True),
+    ("rolling_update", "model_nodes", "llmfleet_validate_serving", True),
+    ("node_exporter", None, "llmfleet_validate_monitoring", True),
+    ("filebeat", None, "llmfleet_validate_monitoring", False),
+    ("prometheus", "infra", "llmfleet_validate_monitoring", True),
+)
+ROLE_NAMES = tuple(scope[0] for scope in ROLE_SCOPES)
+
+# Role variables (vars/main.yml) a rule needs besides the role's options: derived in the role
+# itself, so the check evaluates exactly what the role will use.
+DERIVED = {
+    "docker": ("__docker_owned_keys",),
+    "prometheus": ("__prometheus_thresholds",),
+}
+# Inventory-level variables every host's rules may read.
+FLEET_VARS = ("llmfleet_zone", "llmfleet_address", "ansible_host", "llmfleet_validate_serving",
+              "llmfleet_validate_monitoring")
+
+# Inclusive bounds of every number a role takes (ports are checked as ports). (low, high, low_open):
+# low_open means the value must be above low, not equal to it. tests/unit checks that every int
+# and float option of every role is here or is a port.
+RANGES = {
+    "base_apt_cache_valid_time": (0, None, False),
+    "docker_log_max_file": (1, None, False),
+    "load_balancer_rate_limit": (1, None, False),
+    "load_balancer_rate_limit_period": (1, None, False),
+    "load_balancer_replica_maxconn": (1, None, False),
+    "load_balancer_replica_maxqueue": (0, None, False),
+    "load_balancer_queue_timeout": (1, None, False),
+    "load_balancer_timeout_server": (1, None, False),
+    "load_balancer_timeout_client": (1, None, False),
+    "load_balancer_check_interval_ms": (100, None, False),
+    "load_balancer_check_fall": (1, None, False),
+    "load_balancer_check_rise": (1, None, False),
+    "model_server_replica_count": (1, None, False),
+    "model_server_gpus_per_replica": (0, None, False),
+    "model_server_llamacpp_parallel": (1, None, False),
+    "model_server_llamacpp_ctx_size": (1, None, False),
+    "model_server_llamacpp_threads": (0, None, False),
+    "model_server_cpus": (0, None, False),
+    "model_server_stop_timeout": (0, None, False),
+    "model_server_restart_sec": (0, None, False),
+    "model_server_ready_timeout": (1, None, False),
+    "nvidia_driver_reboot_max_hosts": (0, None, False),
+    "nvidia_driver_reboot_timeout": (1, None, False),
+    "prometheus_alert_latency_p99_seconds": (0, None, True),
+    "prometheus_alert_success_rate_min": (0, 1, False),
+    "prometheus_alert_cpu_percent": (0, 100, True),
+    "prometheus_alert_gpu_utilisation_percent": (0, 100, True),
+    "rolling_update_min_healthy_replicas": (0, None, False),
+    "rolling_update_min_healthy_fraction": (0, 0.99, False),
+    "rolling_update_drain_timeout": (0, None, True),
+    "rolling_update_up_timeout": (0, None, True),
+    "rolling_update_gate_consecutive": (1, None, False),
+    "rolling_update_gate_loading_timeout": (0, None, True),
+    "rolling_update_gate_timeout": (0, None, True),
+    "rolling_update_gate_latency_ratio": (1, None, False),
+    "rolling_update_gate_latency_floor": (0, None, False),
+    "rolling_update_gate_latency_budget": (0, None, False),
+    "rolling_update_soak_seconds": (0, None, False),
+    "rolling_update_max_error_rate": (0, 1, False),
+    "ssh_hardening_max_auth_tries": (1, None, False),
+    "ssh_hardening_max_sessions": (1, None, False),
+    "ssh_hardening_client_alive_interval": (0, None, False),
+    "ssh_hardening_client_alive_count_max": (0, None, False),
+    "ssh_hardening_moduli_min_bits": (2048, None, False),
+    "ssh_hardening_rollback_seconds": (30, None, False),
+    "sysctl_hardening_ptrace_scope": (0, 3, False),
+}
+
+SIZE_PATTERN = re.compile(r"^[0-9]+[kmg]$")
+PACKAGE_VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.~+]+)?$")
+SYSCTL_NAME_PATTERN = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$")
+COLLECTOR_PATTERN = re.compile(r"^[a-z][a-z0-9_.]*$")
+DURATION_PATTERN = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
+HOST_PORT_PATTERN = re.compile(r"^[^\s:/]+:[0-9]+$")
+CLIENT_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+API_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{24,}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# HAProxy server names are HOST-rINDEX; HAProxy accepts letters, digits and - _ . : in names.
+HAPROXY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+API_KEY_FIELDS = ("client", "key", "rate_limit")
+UNSUPPORTED_PATTERN = re.compile(r"^(\S+)\. Supported parameters include: (.*)\.$")
+FIREWALL_RULE_KEYS = ("port", "proto", "from", "comment")
+
+
+def _d(value):
+    return validation._describe(value)
+
+
+def role_applies(role, groups, values):
+    """Whether site.yml runs `role` on a host in `groups`, given the host's resolved `values`."""
+    for name, group, switch, enabled_default in ROLE_SCOPES:
+        if name != role:
+            continue
+        if group is not None and group not in groups:
+            return False
+        if switch and not _truthy(values.get(switch, True)):
+            return False
+        return _truthy(values.get(role + "_enabled", enabled_default))
+    raise KeyError(role)
+
+
+def _truthy(value):
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
+
+
+def _number(value):
+    """Extra vars (-e name=value) arrive as text; argument_specs coerce them, rules compare numbers."""
+    if isinstance(value, str):
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+# ------------------------------------------------------------------ argument specs and ranges
+
+def spec_problems(spec_options, values, validator):
+    """Problems of `values` against a role's argument_spec options, checked by `validator` (an
+    ArgumentSpecValidator of those options, made once per role: making one deep-copies the spec).
+
+    Returns (problems, validated): problems as "VARIABLE: message" where the message names one,
+    validated the coerced values (ints from "8000"...). Values listed as no_log never appear.
+    """
+    params = dict((name, values[name]) for name in spec_options if name in values)
+    result = validator.validate(params)
+    problems = []
+    no_log = [str(v) for v in getattr(result, "_no_log_values", ()) if str(v)]
+    for message in result.error_messages:
+        for secret in no_log:
+            message = message.replace(secret, "********")
+        unsupported = UNSUPPORTED_PATTERN.match(message)
+        if unsupported:
+            # ansible-core's wording for an unknown key of a nested option names it only as a path.
+            message = "unknown key %s (supported: %s)" % (unsupported.group(1), unsupported.group(2))
+        name = _named_option(message, spec_options)
+        problems.append("%s: %s" % (name, message) if name else message)
+    return problems, result.validated_parameters
+
+
+def _named_option(message, spec_options):
+    for name in sorted(spec_options, key=len, reverse=True):
+        if re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(name), message):
+            return name
+    return ""
+
+
+def range_problems(values):
+    for name, (low, high, low_open) in sorted(RANGES.items()):
+        if name not in values:
+            continue
+        value = _number(values[name])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # argument_specs reports the type
+        if (value < low or (low_open and value == low)) or (high is not None and value > high):
+            bound = ("above %s" % low if low_open else "at least %s" % low) + ("" if high is None else " and at most %s" % high)
+            yield "%s: %s is out of range: must be %s" % (name, value, bound)
+
+
+# ------------------------------------------------------------------ each role's own rules
+
+def _url_rules(values, names):
+    for name in names:
+        value = values.get(name, "")
+        if value:
+            problem = validation.url_problem(value)
+            if problem:
+                yield "%s: %s" % (name, problem)
+
+
+def _list_rules(values, name, check):
+    items = values.get(name) or []
+    if isinstance(items, str) or not isinstance(items, (list, tuple)):
+        yield "%s: %s is not a list" % (name, _d(items))
+        return
+    for index, item in enumerate(items):
+        problem = check(item)
+        if problem:
+            yield "%s[%d]: %s" % (name, index, problem)
+
+
+def base_rules(v):
+    yield from _url_rules(v, ("base_apt_proxy", "base_apt_https_proxy", "base_apt_mirror_url",
+                              "base_apt_security_mirror_url", "base_pip_index_url", "base_pip_find_links"))
+    yield from _list_rules(v, "base_ntp_servers", validation.host_problem)
+    if _truthy(v.get("base_operator_enabled", True)):
+        name_problem = validation.unix_name_problem(v.get("base_operator_name"))
+        if name_problem:
+            yield "base_operator_name: " + name_problem
+        if not v.get("base_operator_ssh_public_keys"):
+            yield "base_operator_ssh_public_keys: give at least one public key (or set base_operator_enabled: false)"
+        yield from _list_rules(v, "base_operator_ssh_public_keys", validation.ssh_public_key_problem)
+
+
+def sysctl_hardening_rules(v):
+    for key in sorted(v.get("sysctl_hardening_extra") or {}):
+        if not SYSCTL_NAME_PATTERN.match(str(key)):
+            yield "sysctl_hardening_extra: %s is not a kernel parameter name such as net.core.somaxconn" % key
+
+
+def _firewall_rule_problem(rule):
+    if not isinstance(rule, dict):
+        return "%s is not a mapping with port, proto, from" % _d(rule)
+    if "port" not in rule:
+        return "port: not set"
+    problem = validation.port_problem(rule["port"])
+    if problem:
+        return "port: " + problem
+    if rule.get("proto", "tcp") not in ("tcp", "udp"):
+        return "proto: %s is not tcp or udp" % rule["proto"]
+    sources = rule.get("from", ["any"])
+    if isinstance(sources, str):
+        return "from: give a list of networks, not a string"
+    for source in sources:
+        if validation.cidr_problem(source):
+            return "from: " + validation.cidr_problem(source)
+    unknown = sorted(set(rule) - set(FIREWALL_RULE_KEYS))
+    if unknown:
+        return "unknown keys %s (%s)" % (", ".join(unknown), ", ".join(FIREWALL_RULE_KEYS))
+    return ""
+
+
+def firewall_rules(v):
+    yield from _list_rules(v, "firewall_ssh_allowed_networks", validation.cidr_problem)
+    yield from _list_rules(v, "firewall_rules", _firewall_rule_problem)
+
+
+def ssh_hardening_rules(v):
+    port = v.get("ssh_hardening_port")
+    if validation.port_problem(port) or ":" in str(port):
+        yield "ssh_hardening_port: %s is not a port (1-65535)" % _d(port)
+    for name in ("ssh_hardening_allow_users", "ssh_hardening_allow_groups"):
+        yield from _list_rules(v, name, validation.unix_name_problem)
+    yield from _list_rules(v, "ssh_hardening_listen_addresses", validation.ip_address_problem)
+
+
+def nvidia_driver_rules(v):
+    problem = nvidia.driver_input_problem(v.get("nvidia_driver_source"), v.get("nvidia_driver_branch"),
+                                          v.get("nvidia_driver_version", ""), v.get("nvidia_driver_flavor", "proprietary"))
+    if problem:
+        yield problem
+    yield from _url_rules(v, ("nvidia_driver_repository_url", "nvidia_driver_repository_key_url"))
+    if v.get("nvidia_driver_source") == "mirror":
+        for name in ("nvidia_driver_repository_url", "nvidia_driver_repository_key_url"):
+            if not v.get(name):
+                yield ("%s: must be set with nvidia_driver_source mirror (the site's mirror of NVIDIA's "
+                       "repository and its signing key)" % name)
+
+
+def nvidia_container_toolkit_rules(v):
+    version = str(v.get("nvidia_container_toolkit_version", ""))
+    if not PACKAGE_VERSION_PATTERN.match(version):
+        yield "nvidia_container_toolkit_version: %s is not a package version such as 1.17.8-1" % _d(version)
+    for name in ("nvidia_container_toolkit_repository_url", "nvidia_container_toolkit_repository_key_url"):
+        problem = validation.url_problem(v.get(name))
+        if problem:
+            yield "%s: %s" % (name, problem)
+
+
+def docker_rules(v):
+    yield from _url_rules(v, ("docker_repository_url", "docker_repository_key_url"))
+    if not SIZE_PATTERN.match(str(v.get("docker_log_max_size", ""))):
+        yield "docker_log_max_size: %s is not a size such as 100m" % v.get("docker_log_max_size")
+    root = v.get("docker_data_root", "")
+    if root and not str(root).startswith("/"):
+        yield "docker_data_root: %s is not an absolute path" % root
+    if v.get("docker_default_runtime") == "nvidia" and v.get("docker_nvidia_runtime") == "disabled":
+        yield "docker_default_runtime: nvidia, but docker_nvidia_runtime is disabled"
+    owned = sorted(set(v.get("docker_daemon_options") or {}) & set(v.get("__docker_owned_keys") or ()))
+    if owned:
+        yield ("docker_daemon_options: sets %s, which the role sets from its own variables (docker_log_max_size, "
+               "docker_log_max_file, docker_live_restore, docker_data_root, docker_default_runtime): set those instead"
+               % ", ".join(owned))
+
+
+def model_store_rules(v):
+    problem = serving.models_problem(v.get("model_store_models"))
+    if problem:
+        yield "model_store_models" + problem
+    yield from _list_rules(v, "model_store_client_networks", validation.cidr_problem)
+
+
+def model_weights_rules(v):
+    problem = serving.models_problem(v.get("model_weights_models"))
+    if problem:
+        yield "model_weights_models" + problem
+    server = v.get("model_weights_nfs_server", "")
+    if not server:
+        yield "model_weights_nfs_server: not set and no infra host"
+    elif validation.host_problem(server):
+        yield "model_weights_nfs_server: " + validation.host_problem(server)
+
+
+def model_server_rules(v):
+    problem = serving.engine_problem(v.get("model_server_engine"))
+    if problem:
+        yield "model_server_engine: " + problem
+    else:
+        try:
+            serving.plan_replicas(v.get("model_server_replica_count"), v.get("model_server_base_port"),
+                                  v.get("model_server_gpu_ids") or [], v.get("model_server_gpus_per_replica"),
+                                  v.get("model_server_replicas") or [])
+        except ValueError as exc:
+            yield str(exc)
+    if not v.get("model_server_model_name"):
+        yield 'model_server_model_name: not set (the name clients send as "model")'
+    if not str(v.get("model_server_model_path", "")).startswith("/"):
+        yield "model_server_model_path: %s is not an absolute path on the node" % v.get("model_server_model_path")
+    yield from _list_rules(v, "model_server_allowed_networks", validation.cidr_problem)
+
+
+def _api_key_problem(index, entry):
+    where = "load_balancer_api_keys[%d]" % index
+    if not isinstance(entry, dict):
+        return "%s: give a mapping with client, key and optional rate_limit" % where
+    if not CLIENT_PATTERN.match(str(entry.get("client", ""))):
+        return "%s: client: letters, digits, ._- (up to 64) needed" % where
+    where = "%s (%s)" % (where, entry["client"])
+    key = entry.get("key")
+    if not isinstance(key, str) or not API_KEY_PATTERN.match(key):
+        return "%s: key: 24 or more printable characters without spaces needed" % where
+    rate = _number(1 if entry.get("rate_limit") is None else entry["rate_limit"])
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 1:
+        return "%s: rate_limit: a number >= 1 needed" % where
+    return ""
+
+
+def load_balancer_rules(v):
+    ports = [("load_balancer_https_port", v.get("load_balancer_https_port")),
+             ("load_balancer_stats_port", v.get("load_balancer_stats_port"))]
+    if v.get("load_balancer_http_port"):
+        ports.append(("load_balancer_http_port", v.get("load_balancer_http_port")))
+    for name, port in ports:
+        if validation.port_problem(port) or ":" in str(port):
+            yield "%s: %s is not a port (1-65535)" % (name, _d(port))
+    for name in ("load_balancer_client_networks", "load_balancer_stats_networks"):
+        yield from _list_rules(v, name, validation.cidr_problem)
+    keys = v.get("load_balancer_api_keys") or []
+    if not keys:
+        yield "load_balancer_api_keys: empty - no client could call the API (every request needs a key)"
+    clients, secrets = {}, {}
+    for index, entry in enumerate(keys):
+        problem = _api_key_problem(index, entry)
+        if problem:
+            yield problem
+            continue
+        if entry["client"] in clients:
+            yield "load_balancer_api_keys[%d] (%s): client: listed twice (also [%d])" % (index, entry["client"], clients[entry["client"]])
+        if entry["key"] in secrets:
+            # The key itself is never printed: it is a secret.
+            yield ("load_balancer_api_keys[%d] (%s): key: the same key is given to %s: a key names one client"
+                   % (index, entry["client"], keys[secrets[entry["key"]]]["client"]))
+        clients.setdefault(entry["client"], index)
+        secrets.setdefault(entry["key"], index)
+    cert, key = v.get("load_balancer_tls_certificate", ""), v.get("load_balancer_tls_private_key", "")
+    if bool(cert) != bool(key):
+        yield "load_balancer_tls_certificate: load_balancer_tls_certificate and load_balancer_tls_private_key go together"
+    elif cert and "BEGIN CERTIFICATE" not in cert:
+        yield "load_balancer_tls_certificate: not a PEM certificate"
+    elif key and "PRIVATE KEY" not in key:
+        yield "load_balancer_tls_private_key: not a PEM private key"
+
+
+def node_exporter_rules(v):
+    problem = validation.ip_address_problem(v.get("node_exporter_listen_address"))
+    if problem:
+        yield "node_exporter_listen_address: " + problem
+    yield from _list_rules(v, "node_exporter_allowed_networks", validation.cidr_problem)
+    for collector in v.get("node_exporter_extra_collectors") or []:
+        if not COLLECTOR_PATTERN.match(str(collector)):
+            yield "node_exporter_extra_collectors: %s is not a collector name" % _d(collector)
+
+
+def filebeat_rules(v):
+    problem = filebeat_utils.output_problem(v.get("filebeat_output_type"), v.get("filebeat_output_hosts"),
+                                            v.get("filebeat_output_settings"))
+    if problem:
+        yield problem
+    if v.get("filebeat_package_url"):
+        problem = validation.url_problem(v["filebeat_package_url"])
+        if problem:
+            yield "filebeat_package_url: " + problem
+        if not SHA256_PATTERN.match(str(v.get("filebeat_package_sha256", ""))):
+            yield "filebeat_package_sha256: give the package's SHA-256 (64 hex digits) with filebeat_package_url"
+    yield from _url_rules(v, ("filebeat_repository_url", "filebeat_repository_key_url"))
+    # The host's own inputs are built by the collection (filebeat.host_inputs); the site's extra
+    # inputs and the output are what can be wrong: the configuration is built with those.
+    if not problem:
+        try:
+            filebeat_utils.config([], v.get("filebeat_output_type"), v.get("filebeat_output_hosts"),
+                                  v.get("filebeat_output_settings"), "validation", "none", v.get("filebeat_extra_inputs") or [])
+        except ValueError as exc:
+            yield re.sub(r"^filebeat inputs", "filebeat_extra_inputs", str(exc))
+
+
+def prometheus_rules(v):
+    problem = monitoring.thresholds_problem(dict((k, _number(x) if k not in ("for", "replica_down_for") else x)
+                                                 for k, x in dict(v.get("__prometheus_thresholds") or {}).items()))
+    if problem:
+        yield "prometheus_alert_" + problem
+    problem = validation.ip_address_problem(v.get("prometheus_listen_address"))
+    if problem:
+        yield "prometheus_listen_address: " + problem
+    yield from _list_rules(v, "prometheus_allowed_networks", validation.cidr_problem)
+    durations = ("prometheus_scrape_interval", "prometheus_scrape_timeout", "prometheus_evaluation_interval",
+                 "prometheus_retention_time")
+    for name in durations:
+        if not DURATION_PATTERN.match(str(v.get(name, ""))):
+            yield "%s: %s is not a duration like 15s, 5m or 15d" % (name, _d(v.get(name)))
+    for target in v.get("prometheus_alertmanagers") or []:
+        if not HOST_PORT_PATTERN.match(str(target)):
+            yield "prometheus_alertmanagers: %s is not host:port" % _d(target)
+    try:
+        timeout = monitoring.duration_seconds(v.get("prometheus_scrape_timeout"))
+        interval = monitoring.duration_seconds(v.get("prometheus_scrape_interval"))
+    except ValueError:
+        return
+    if timeout > interval:
+        yield ("prometheus_scrape_timeout: %s is longer than prometheus_scrape_interval %s (Prometheus refuses that "
+               "configuration)" % (v.get("prometheus_scrape_timeout"), v.get("prometheus_scrape_interval")))
+
+
+def rolling_update_rules(v):
+    for name in ("rolling_update_from_zone",):
+        if v.get(name) and validation.zone_problem(v[name]):
+            yield "%s: %s" % (name, validation.zone_problem(v[name]))
+
+
+ROLE_RULES = {
+    "base": base_rules,
+    "sysctl_hardening": sysctl_hardening_rules,
+    "firewall": firewall_rules,
+    "ssh_hardening": ssh_hardening_rules,
+    "nvidia_driver": nvidia_driver_rules,
+    "nvidia_container_toolkit": nvidia_container_toolkit_rules,
+    "docker": docker_rules,
+    "model_store": model_store_rules,
+    "model_weights": model_weights_rules,
+    "model_server": model_server_rules,
+    "load_balancer": load_balancer_rules,
+    "rolling_update": rolling_update_rules,
+    "node_exporter": node_exporter_rules,
+    "filebeat": filebeat_rules,
+    "prometheus": prometheus_rules,
+}
+
+
+# ------------------------------------------------------------------ one host
+
+def fleet_address(name, values):
+    """The address other hosts use for this one (/etc/hosts, LB backends, scrape targets)."""
+    return values.get("llmfleet_address") or values.get("ansible_host") or name
+
+
+def zone_rules(name, groups, values):
+    if "model_nodes" in groups and values.get("llmfleet_zone") in (None, ""):
+        yield "llmfleet_zone: not set: every host in model_nodes needs the zone it stands in"
+    elif values.get("llmfleet_zone") not in (None, ""):
+        problem = validation.zone_problem(values["llmfleet_zone"])
+        if problem:
+            yield "llmfleet_zone: " + problem
+
+
+def host_ports(groups, roles):
+    """(port, variable) of every service the collection runs on the host; roles: role -> values."""
+    ports = []
+    if "ssh_hardening" in roles:
+        ports.append((roles["ssh_hardening"].get("ssh_hardening_port"), "ssh_hardening_port"))
+    if "node_exporter" in roles:
+        ports.append((roles["node_exporter"].get("node_exporter_port"), "node_exporter_port"))
+    if "prometheus" in roles:
+        ports.append((roles["prometheus"].get("prometheus_port"), "prometheus_port"))
+    if "model_store" in roles:
+        ports += [(2049, "model_store (NFS)"), (111, "model_store (rpcbind)"),
+                  (roles["model_store"].get("model_store_mountd_port"), "model_store_mountd_port")]
+    if "load_balancer" in roles:
+        lb = roles["load_balancer"]
+        ports += [(lb.get("load_balancer_https_port"), "load_balancer_https_port"),
+                  (lb.get("load_balancer_stats_port"), "load_balancer_stats_port")]
+        if lb.get("load_balancer_http_port"):
+            ports.append((lb["load_balancer_http_port"], "load_balancer_http_port"))
+    if "model_server" in roles:
+        ms = roles["model_server"]
+        try:
+            plan = serving.plan_replicas(ms.get("model_server_replica_count"), ms.get("model_server_base_port"),
+                                         ms.get("model_server_gpu_ids") or [], ms.get("model_server_gpus_per_replica"),
+                                         ms.get("model_server_replicas") or [])
+        except (ValueError, TypeError):
+            plan = []  # reported by model_server_rules
+        source = "model_server_replicas[%d]" if ms.get("model_server_replicas") else "model_server_base_port (replica %d)"
+        ports += [(replica["port"], source % replica["index"]) for replica in plan]
+    return [(int(port), name) for port, name in ports
+            if not isinstance(port, bool) and str(port).isdigit()]
+
+
+def port_collisions(ports):
+    seen = {}
+    for port, name in ports:
+        if port in seen and seen[port] != name:
+            yield "%s: port %d is also %s's" % (name, port, seen[port])
+        seen.setdefault(port, name)
+
+
+def role_problems(role, values, spec_options, validator):
+    """(problems, validated values) of one role's variables on one host."""
+    problems, coerced = spec_problems(spec_options, values, validator)
+    merged = dict(values)
+    merged.update(coerced or {})
+    problems += list(range_problems(merged))
+    if not problems:
+        problems += list(ROLE_RULES[role](merged))
+    return problems, merged
+
+
+def host_problems(host, specs, validators, cache=None):
+    """Problems of one host. host: {"name", "groups", "values": fleet vars, "roles": {role: values},
+    "errors": ["VARIABLE: cannot be evaluated: ..."]}; specs: role -> argument_spec options;
+    validators: role -> ArgumentSpecValidator of those; cache: a dict kept across hosts - hosts
+    whose role variables are equal (most of a fleet: group_vars) share one check.
+    Returns (problems, validated roles)."""
+    name, groups = host["name"], host["groups"]
+    problems = list(host.get("errors", ()))
+    problems += list(zone_rules(name, groups, host["values"]))
+    validated = {}
+    cache = {} if cache is None else cache
+    for role, values in host["roles"].items():
+        key = (role, repr(sorted(values.items())))
+        if key not in cache:
+            cache[key] = role_problems(role, values, specs[role], validators[role])
+        found, validated[role] = cache[key]
+        problems += found
+    problems += list(port_collisions(host_ports(groups, validated)))
+    return ["%s: %s" % (name, p) for p in problems], validated
+
+
+# ------------------------------------------------------------------ the fleet
+
+def fleet_problems(hosts, groups):
+    """What no single host shows. hosts: list of {"name", "groups", "values", "validated"}."""
+    problems = []
+    by_address = {}
+    for host in hosts:
+        values = host["values"]
+        address = fleet_address(host["name"], values)
+        variable = "llmfleet_address" if values.get("llmfleet_address") else "ansible_host"
+        base = host["validated"].get("base", {})
+        if base and _truthy(base.get("base_fleet_hosts_enabled", True)):
+            if validation.ip_address_problem(address):
+                problems.append("%s: %s: %s (set llmfleet_address to the host's fleet IP address, or "
+                                "base_fleet_hosts_enabled: false)" % (host["name"], variable, validation.ip_address_problem(address)))
+            if not validation.HOSTNAME_PATTERN.match(host["name"]) or host["name"].endswith("."):
+                problems.append("%s: inventory_hostname: %s is not a host name: /etc/hosts and the load balancers' "
+                                "server names need letters, digits, '-' and '.'" % (host["name"], _d(host["name"])))
+        elif "model_nodes" in host["groups"] and "model_server" in host["validated"]:
+            if validation.ip_address_problem(address):
+                problems.append("%s: %s: %s (the load balancers need this node's IP address; set llmfleet_address "
+                                "where ansible_host is a name)" % (host["name"], variable, validation.ip_address_problem(address)))
+            if not HAPROXY_NAME_PATTERN.match(host["name"]):
+                problems.append("%s: inventory_hostname: %s cannot name a load-balancer server (letters, digits, "
+                                "- _ . :)" % (host["name"], _d(host["name"])))
+        if not validation.ip_address_problem(address):
+            if address in by_address:
+                problems.append("%s: %s: %s is also %s's address" % (host["name"], variable, address, by_address[address]))
+            by_address.setdefault(address, host["name"])
+    problems += shape_problems(hosts, groups)
+    return problems
+
+
+def shape_problems(hosts, groups):
+    """The groups the roles need, and a zone layout the rolling update can take apart."""
+    serving_hosts = [h for h in hosts if "model_server" in h["validated"]]
+    problems = []
+    if any("load_balancer" in h["validated"] for h in hosts) and not serving_hosts:
+        problems.append("model_nodes: no model node runs model_server: the load balancers would have no backend")
+    if serving_hosts and not groups.get("load_balancers"):
+        problems.append("load_balancers: the group is empty or missing: no client could reach the model nodes")
+    if any("model_weights" in h["validated"] for h in hosts) and not groups.get("infra"):
+        problems.append("infra: the group is empty or missing: model_weights needs the model store (NFS) on an infra host")
+    return problems
+
+
+def capacity_problem(hosts):
+    """'' when every zone of model nodes can be taken out under the rolling update's capacity rule."""
+    replicas_by_zone = {}
+    settings = None
+    for host in hosts:
+        ms = host["validated"].get("model_server")
+        if not ms:
+            continue
+        settings = settings or host["validated"].get("rolling_update", {})
+        try:
+            plan = serving.plan_replicas(ms.get("model_server_replica_count"), ms.get("model_server_base_port"),
+                                         ms.get("model_server_gpu_ids") or [], ms.get("model_server_gpus_per_replica"),
+                                         ms.get("model_server_replicas") or [])
+        except (ValueError, TypeError):
+            continue
+        zone = host["values"].get("llmfleet_zone") or ""
+        replicas_by_zone[zone] = replicas_by_zone.get(zone, 0) + len(plan)
+    if not replicas_by_zone or settings is None:
+        return ""
+    total = sum(replicas_by_zone.values())
+    try:
+        required = rolling_update_utils.required_healthy(
+            total, int(_number(settings.get("rolling_update_min_healthy_replicas", 1))),
+            float(_number(settings.get("rolling_update_min_healthy_fraction", 0.5))))
+    except (ValueError, TypeError):
+        return ""  # reported as the variable's own problem
+    too_big = sorted(z or "(no zone)" for z, n in replicas_by_zone.items() if total - n < required)
+    if not too_big:
+        return ""
+    return ("model_nodes: taking zone %s out would leave fewer than %d of %d replicas in service "
+            "(rolling_update_min_healthy_replicas / _fraction): the rolling update would refuse every zone; "
+            "add zones or lower the minimum" % (", ".join(too_big), required, total))
+
+
+# ------------------------------------------------------------------ unknown variables
+
+def known_prefixes(specs):
+    """Role prefix -> set of its option names, longest prefix first (nvidia_container_toolkit_ before nvidia_)."""
+    prefixes = dict((role + "_", set(options)) for role, options in specs.items())
+    return sorted(prefixes.items(), key=lambda item: -len(item[0]))
+
+
+def unknown_variable_warnings(names_by_host, specs):
+    """Warnings for inventory variables with a role's prefix that the role does not know.
+    names_by_host: host -> names set in the inventory. One warning per name (with its hosts)."""
+    prefixes = known_prefixes(specs)
+    every_option = sorted(set(o for options in specs.values() for o in options))
+    hosts_by_name = {}
+    for host, names in names_by_host.items():
+        for name in names:
+            for prefix, options in prefixes:
+                if name.startswith(prefix):
+                    if name not in options:
+                        hosts_by_name.setdefault(name, []).append(host)
+                    break
+    warnings = []
+    for name in sorted(hosts_by_name):
+        hosts = hosts_by_name[name]
+        close = difflib.get_close_matches(name, every_option, n=1, cutoff=0.75)
+        shown = ", ".join(hosts[:3]) + (" and %d more" % (len(hosts) - 3) if len(hosts) > 3 else "")
+        warnings.append("%s: %s is not a variable of any llmfleet role, so it changes nothing%s"
+                        % (shown, name, ("; did you mean %s?" % close[0]) if close else ""))
+    return warnings

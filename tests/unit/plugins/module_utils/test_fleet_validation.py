@@ -1,0 +1,214 @@
+"""The one validation pass (module_utils/fleet_validation.py) on plain data: the roles' real
+argument_specs and defaults (templated defaults given their evaluated values here, as the action
+plugin evaluates them), one rule class per test. The action plugin end to end: tests/unit/test_inventory_validation.py."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_validation as fv
+
+ROLES = Path(__file__).resolve().parents[4] / "roles"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr2X0D6kqvHzRMHqhRl0rP0ZyPpDQ6b6yS7xKpZP0nT ops@example"
+API_KEY = "k" * 32
+# What the templated defaults evaluate to for the fleet below.
+EVALUATED = {
+    "firewall_ssh_port": 22,
+    "ssh_hardening_allow_users": ["llmops"],
+    "model_server_venv": "/opt/llmfleet/vllm",
+    "model_store_models": [],
+    "model_weights_models": [],
+    "model_weights_nfs_server": "10.0.3.5",
+    "rolling_update_result_file": "/tmp/rolling_update_result.json",
+    "__prometheus_thresholds": {"replica_down_for": "1m", "for": "5m", "latency_p99_seconds": 2,
+                                "success_rate_min": 0.99, "cpu_percent": 90, "gpu_utilisation_percent": 95},
+}
+INVENTORY = {"base_operator_ssh_public_keys": [KEY], "load_balancer_api_keys": [{"client": "team-a", "key": API_KEY}],
+             "model_server_model_name": "m", "model_server_model_path": "/srv/models/m.gguf"}
+
+
+def _load(role, *parts):
+    path = ROLES / role / Path(*parts)
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+SPECS = {role: _load(role, "meta", "argument_specs.yml")["argument_specs"]["main"].get("options") or {}
+         for role in fv.ROLE_NAMES}
+VALIDATORS = {role: ArgumentSpecValidator(options) for role, options in SPECS.items()}
+DEFAULTS = {}
+for _role in fv.ROLE_NAMES:
+    DEFAULTS.update(_load(_role, "defaults", "main.yml"))
+    DEFAULTS.update(_load(_role, "vars", "main.yml"))
+DEFAULTS.update(EVALUATED)
+
+
+def host(name, groups, address, zone=None, **inventory):
+    values = dict(DEFAULTS, **INVENTORY)
+    values.update(inventory)
+    values.update(ansible_host=address)
+    if zone and "llmfleet_zone" not in inventory:
+        values["llmfleet_zone"] = zone
+    fleet_values = {k: values[k] for k in fv.FLEET_VARS if k in values}
+    roles = {}
+    for role in fv.ROLE_NAMES:
+        if fv.role_applies(role, groups, values):
+            roles[role] = {k: copy.deepcopy(values[k]) for k in list(SPECS[role]) + list(fv.DERIVED.get(role, ())) if k in values}
+    return {"name": name, "groups": groups, "values": fleet_values, "roles": roles, "errors": []}
+
+
+def fleet(**changes):
+    """The example site's shape; changes: host name -> inventory variables for it."""
+    hosts = [host("gpu-a1", ["model_nodes"], "10.0.1.11", "zone-a"), host("gpu-b1", ["model_nodes"], "10.0.2.11", "zone-b"),
+             host("gpu-c1", ["model_nodes"], "10.0.3.11", "zone-c"), host("lb1", ["load_balancers"], "10.0.1.5", "zone-a"),
+             host("infra1", ["infra"], "10.0.3.5", "zone-c")]
+    for index, item in enumerate(hosts):
+        if item["name"] in changes:
+            hosts[index] = host(item["name"], item["groups"], changes[item["name"]].pop("ansible_host", item["values"]["ansible_host"]),
+                                item["values"].get("llmfleet_zone"), **changes[item["name"]])
+    return hosts
+
+
+def problems_of(hosts, groups=None):
+    groups = groups or {"model_nodes": [h["name"] for h in hosts if "model_nodes" in h["groups"]],
+                        "load_balancers": ["lb1"], "infra": ["infra1"]}
+    found, cache = [], {}
+    for item in hosts:
+        problems, item["validated"] = fv.host_problems(item, SPECS, VALIDATORS, cache)
+        found += problems
+    return found + fv.fleet_problems(hosts, groups)
+
+
+def test_the_example_shape_is_clean():
+    assert problems_of(fleet()) == []
+
+
+@pytest.mark.parametrize("changes,expected", [
+    # argument_specs: types, choices, nested options
+    ({"lb1": {"load_balancer_https_port": "https"}}, "lb1: load_balancer_https_port: argument 'load_balancer_https_port' is of type"),
+    ({"gpu-a1": {"model_server_runtime": "podman"}}, "gpu-a1: model_server_runtime: value of model_server_runtime must be one of"),
+    ({"lb1": {"load_balancer_api_keys": [{"client": "a", "key": API_KEY, "rate": 5}]}},
+     "lb1: load_balancer_api_keys: unknown key load_balancer_api_keys.rate (supported: client, key, rate_limit)"),
+    # each role's rules
+    ({"gpu-a1": {"model_server_replicas": [{"port": 8000}, {"port": 8000}]}},
+     "gpu-a1: model_server_replicas[1]: port 8000 is already used by replica 0"),
+    ({"gpu-b1": {"nvidia_driver_source": "mirror"}}, "gpu-b1: nvidia_driver_repository_url: must be set with nvidia_driver_source mirror"),
+    ({"gpu-c1": {"docker_log_max_size": "big"}}, "gpu-c1: docker_log_max_size: big is not a size such as 100m"),
+    ({"lb1": {"base_apt_proxy": "htp:/x"}}, "lb1: base_apt_proxy: 'htp:/x' is not a URL"),
+    ({"lb1": {"load_balancer_api_keys": [{"client": "team-a", "key": "short"}]}},
+     "lb1: load_balancer_api_keys[0] (team-a): key: 24 or more printable characters"),
+    ({"infra1": {"prometheus_scrape_timeout": "2m"}}, "infra1: prometheus_scrape_timeout: 2m is longer than prometheus_scrape_interval"),
+    ({"gpu-a1": {"llmfleet_zone": "Zone A"}}, "gpu-a1: llmfleet_zone: 'Zone A' is not a zone name"),
+    # ranges of counts, fractions, rates and timeouts
+    ({"gpu-a1": {"rolling_update_min_healthy_fraction": 1.5}}, "gpu-a1: rolling_update_min_healthy_fraction: 1.5 is out of range"),
+    ({"lb1": {"load_balancer_queue_timeout": 0}}, "lb1: load_balancer_queue_timeout: 0 is out of range: must be at least 1"),
+    ({"infra1": {"prometheus_alert_success_rate_min": 2}}, "infra1: prometheus_alert_success_rate_min: 2.0 is out of range"),
+    ({"gpu-a1": {"rolling_update_gate_latency_ratio": 0.5}}, "gpu-a1: rolling_update_gate_latency_ratio: 0.5 is out of range"),
+    # an SSH key that decodes but holds no usable key
+    ({"gpu-a1": {"base_operator_ssh_public_keys": [KEY.split()[0] + " " + KEY.split()[1][:-4]]}},
+     "gpu-a1: base_operator_ssh_public_keys[0]: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr2X0D6kqvHzRMHqhRl... is not a usable "
+     "ssh-ed25519 key: the key data is truncated"),
+])
+def test_one_host_rules(changes, expected):
+    found = problems_of(fleet(**changes))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_port_collisions_on_one_host():
+    found = problems_of(fleet(**{"gpu-a1": {"model_server_base_port": 9100},
+                                 "lb1": {"load_balancer_stats_port": 443},
+                                 "infra1": {"prometheus_port": 22}}))
+    assert "gpu-a1: model_server_base_port (replica 0): port 9100 is also node_exporter_port's" in found
+    assert any(p.startswith("lb1: load_balancer_") and "port 443 is also" in p for p in found), found
+    assert "infra1: prometheus_port: port 22 is also ssh_hardening_port's" in found
+
+
+def test_an_api_key_given_to_two_clients_is_refused_without_printing_it():
+    keys = [{"client": "team-a", "key": API_KEY}, {"client": "team-b", "key": API_KEY}, {"client": "team-a", "key": "x" * 30}]
+    found = problems_of(fleet(lb1={"load_balancer_api_keys": keys}))
+    assert "lb1: load_balancer_api_keys[1] (team-b): key: the same key is given to team-a: a key names one client" in found
+    assert "lb1: load_balancer_api_keys[2] (team-a): client: listed twice (also [0])" in found
+    assert not any(API_KEY in p for p in found)
+
+
+def test_secrets_never_appear_in_spec_messages():
+    spec = {"token": {"type": "str", "choices": ["a"], "no_log": True}, "mode": {"type": "str", "choices": ["on"]}}
+    found = fv.spec_problems(spec, {"token": "s3cr3t-value", "mode": "off"}, ArgumentSpecValidator(spec))[0]
+    assert found == ["token: value of token must be one of: a, got: ********",
+                     "mode: value of mode must be one of: on, got: off"]
+
+
+def test_two_hosts_with_one_address():
+    found = problems_of(fleet(**{"gpu-b1": {"ansible_host": "10.0.1.11"}}))
+    assert found == ["gpu-b1: ansible_host: 10.0.1.11 is also gpu-a1's address"]
+
+
+def test_names_that_break_generated_configs():
+    hosts = fleet()
+    hosts[0] = host("gpu_a1", ["model_nodes"], "10.0.1.11", "zone-a")
+    found = problems_of(hosts)
+    assert any(p.startswith("gpu_a1: inventory_hostname: 'gpu_a1' is not a host name") for p in found), found
+
+
+def test_fleet_address_must_be_an_address():
+    found = problems_of(fleet(lb1={"ansible_host": "lb1.dc.example.com"}))
+    assert any(p.startswith("lb1: ansible_host: 'lb1.dc.example.com' is not an IP address (set llmfleet_address") for p in found)
+    assert problems_of(fleet(lb1={"ansible_host": "lb1.dc.example.com", "llmfleet_address": "10.0.1.5"})) == []
+
+
+def test_inventory_shape():
+    hosts = fleet()
+    found = problems_of(hosts, {"model_nodes": ["gpu-a1", "gpu-b1", "gpu-c1"], "load_balancers": [], "infra": []})
+    assert "load_balancers: the group is empty or missing: no client could reach the model nodes" in found
+    assert any(p.startswith("infra: the group is empty or missing") for p in found)
+
+
+def test_model_node_without_a_zone():
+    hosts = fleet()
+    del hosts[0]["values"]["llmfleet_zone"]
+    assert "gpu-a1: llmfleet_zone: not set: every host in model_nodes needs the zone it stands in" in problems_of(hosts)
+
+
+def test_zones_the_rolling_update_cannot_take_apart():
+    hosts = fleet()
+    problems_of(hosts)
+    assert fv.capacity_problem(hosts) == ""
+    for item in hosts:
+        if "model_nodes" in item["groups"]:
+            item["values"]["llmfleet_zone"] = "zone-a"
+    problems_of(hosts)
+    assert fv.capacity_problem(hosts).startswith("model_nodes: taking zone zone-a out would leave fewer than 2 of 3 replicas")
+
+
+def test_switched_off_roles_are_not_checked():
+    assert problems_of(fleet(lb1={"load_balancer_enabled": False, "load_balancer_api_keys": []})) == []
+    assert problems_of(fleet(lb1={"llmfleet_validate_serving": False, "load_balancer_api_keys": []})) == []
+
+
+def test_unknown_variables_with_a_role_prefix_are_named_with_the_closest_known_one():
+    warnings = fv.unknown_variable_warnings(
+        {"gpu-a1": ["model_server_replcas", "ansible_host", "my_own_var"], "gpu-b1": ["model_server_replcas"],
+         "lb1": ["nvidia_container_toolkit_versoin"]}, SPECS)
+    assert warnings == [
+        "gpu-a1, gpu-b1: model_server_replcas is not a variable of any llmfleet role, so it changes nothing; "
+        "did you mean model_server_replicas?",
+        "lb1: nvidia_container_toolkit_versoin is not a variable of any llmfleet role, so it changes nothing; "
+        "did you mean nvidia_container_toolkit_version?"]
+
+
+def test_every_number_a_role_takes_has_a_range_or_is_a_port():
+    numbers = {name for options in SPECS.values() for name, option in options.items()
+               if option.get("type") in ("int", "float") and not name.endswith("_port")}
+    assert numbers - set(fv.RANGES) == set()
+    assert set(fv.RANGES) - {name for options in SPECS.values() for name in options} == set()
+
+
+def test_hosts_with_equal_variables_share_one_check():
+    hosts = fleet()
+    cache = {}
+    for item in hosts:
+        fv.host_problems(item, SPECS, VALIDATORS, cache)
+    # base, hardening and monitoring roles are the same on all five hosts; model-node roles on three.
+    assert len(cache) < sum(len(item["roles"]) for item in hosts) / 2

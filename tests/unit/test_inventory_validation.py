@@ -1,0 +1,113 @@
+"""Bad inventory is refused by site.yml before any host is touched, every problem named with its host
+and variable, in one run (the validation pass reports all it finds, not the first).
+
+Controller only: the example inventory's addresses do not exist, so a play that tried to reach a host
+would report it unreachable, and the test checks that only the validation play ran, with no host
+contacted. The same check ran against the lab before; it needs no lab (issue 16)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----"
+SHARED_KEY = "shared-key-of-thirty-two-characters!"
+
+# host -> variables set on it, and the problems they must produce (host: variable: ... reason).
+BAD = {
+    "gpu-a1": ({"model_server_replicas": [{"port": 8000}, {"port": 8000}], "base_operator_ssh_public_keys": [PRIVATE_KEY]},
+               [("model_server_replicas[1]", "port 8000 is already used by replica 0"),
+                ("base_operator_ssh_public_keys[0]", "this is a PRIVATE key")]),
+    "gpu-a2": ({"llmfleet_address": "10.20.1.300", "docker_log_max_size": "big"},
+               [("llmfleet_address", "is not an IP address"), ("docker_log_max_size", "big is not a size such as 100m")]),
+    "gpu-b1": ({"model_server_gpu_ids": [0], "model_server_gpus_per_replica": 1, "nvidia_driver_source": "mirror"},
+               [("model_server_gpu_ids", "2 replicas x 1 GPUs need 2 GPU ids, 1 given"),
+                ("nvidia_driver_repository_url", "must be set with nvidia_driver_source mirror")]),
+    "gpu-b2": ({"llmfleet_zone": None}, [("llmfleet_zone", "not set")]),
+    "gpu-c1": ({"model_server_engine": "tensorrt", "nvidia_driver_branch": "latest"},
+               [("model_server_engine", "'tensorrt' is not a known engine"), ("nvidia_driver_branch", "is not a driver branch such as 550")]),
+    # Fleet-wide: the same address as gpu-c1, a service on the node exporter's port.
+    "gpu-c2": ({"ansible_host": "10.20.3.11", "model_server_base_port": 9100},
+               [("ansible_host", "10.20.3.11 is also gpu-c1's address"),
+                ("model_server_base_port (replica 0)", "port 9100 is also node_exporter_port's")]),
+    "lb1": ({"base_apt_proxy": "htp:/10.213.9.1:3142",
+             "load_balancer_api_keys": [{"client": "team-a", "key": "secret"}, {"client": "team-b", "key": SHARED_KEY},
+                                        {"client": "team-c", "key": SHARED_KEY}]},
+            [("base_apt_proxy", "scheme must be one of http, https"),
+             ("load_balancer_api_keys[0] (team-a)", "24 or more printable characters"),
+             ("load_balancer_api_keys[2] (team-c)", "key: the same key is given to team-b")]),
+    "infra1": ({"rolling_update_min_healthy_fraction": 1.5, "prometheus_port": 22},
+               [("prometheus_port", "port 22 is also ssh_hardening_port's")]),
+}
+
+
+def inventory_with(tmp_path, changes):
+    target = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventories" / "example" / "group_vars", target / "group_vars")
+    inv = yaml.safe_load((REPO / "inventories" / "example" / "hosts.yml").read_text())
+    for group in inv["all"]["children"].values():
+        for host, host_vars in group["hosts"].items():
+            for name, value in changes.get(host, {}).items():
+                if value is None:
+                    host_vars.pop(name, None)
+                else:
+                    host_vars[name] = value
+    (target / "hosts.yml").write_text(json.dumps(inv))
+    return target
+
+
+def site(inventory):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "site.yml"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def only_validation_ran(report):
+    assert [p["play"]["name"] for p in report["plays"]] == ["Validate the inventory"]
+    for stats in report["stats"].values():
+        assert stats["changed"] == 0 and stats["unreachable"] == 0
+
+
+def test_every_bad_input_is_named_in_one_run_before_any_host_is_touched(tmp_path):
+    proc = site(inventory_with(tmp_path, {host: changes for host, (changes, expected) in BAD.items()}))
+    assert proc.returncode != 0
+    report = json.loads(proc.stdout)
+    only_validation_ran(report)
+    [result] = [r for play in report["plays"] for task in play["tasks"] for r in task["hosts"].values()]
+    problems = result["problems"]
+    for host, (changes, expected) in BAD.items():
+        for variable, reason in expected:
+            assert any(p.startswith(f"{host}: {variable}: ") and reason in p for p in problems), (host, variable, problems)
+    assert not any(p.startswith("infra1: rolling_update_") for p in problems)  # infra runs no update: not its variable
+    assert not any(SHARED_KEY in p for p in problems)  # the keys are secrets
+    assert "Gathering Facts" not in proc.stdout
+
+
+def test_a_typo_in_a_role_variable_is_named_with_the_known_one(tmp_path):
+    proc = site(inventory_with(tmp_path, {"gpu-a1": {"model_server_replica_cuont": 2}, "lb1": {"load_balancer_api_keys": []}}))
+    report = json.loads(proc.stdout)
+    only_validation_ran(report)
+    assert "model_server_replica_cuont is not a variable of any llmfleet role, so it changes nothing; " \
+           "did you mean model_server_replica_count?" in proc.stderr + proc.stdout
+    [result] = [r for play in report["plays"] for task in play["tasks"] for r in task["hosts"].values()]
+    assert result["problems"] == ["lb1: load_balancer_api_keys: empty - no client could call the API (every request needs a key)"]
+
+
+@pytest.mark.parametrize("zones,refused", [(["zone-a"] * 6, True), (["zone-a", "zone-a", "zone-b", "zone-b", "zone-c", "zone-c"], False)])
+def test_a_fleet_the_rolling_update_cannot_take_apart_is_refused_for_the_update(tmp_path, zones, refused):
+    hosts = ["gpu-a1", "gpu-a2", "gpu-b1", "gpu-b2", "gpu-c1", "gpu-c2"]
+    inventory = inventory_with(tmp_path, {h: {"llmfleet_zone": z} for h, z in zip(hosts, zones)})
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/validate.yml",
+                           "-e", "llmfleet_validate_rolling_update=true"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert (proc.returncode != 0) == refused, proc.stdout[-2000:]
+    assert ("model_nodes: taking zone zone-a out would leave fewer than 6 of 12 replicas" in proc.stdout) == refused
