@@ -7,7 +7,7 @@ The action plugin llmfleet.cluster.fleet_validate resolves, for every host, the 
 role that will run on it (role defaults under the inventory, templated) and hands them here as
 plain data. This module then checks:
   - every role input against the role's meta/argument_specs.yml (types, choices, nested options),
-  - each role's own rules (URLs, networks, keys, ports, layouts...): ROLE_RULES,
+  - each role's own rules (URLs, networks, keys, ports, layouts...): module_utils/fleet_rules.py,
   - numeric ranges of every count, fraction, rate and timeout: RANGES,
   - what no per-host check can see: addresses and names shared by two hosts, an API key given to two
     clients, two services on one port of a host, the fleet's shape (groups, zones).
@@ -25,8 +25,7 @@ __metaclass__ = type
 import difflib
 import re
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import filebeat as filebeat_utils
-from ansible_collections.llmfleet.cluster.plugins.module_utils import monitoring, nvidia, serving, validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_rules, validation
 from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update as rolling_update_utils
 
 # Which role runs where, as site.yml runs it: (role, group or None for every host, switch that
@@ -112,21 +111,6 @@ RANGES = {
     "sysctl_hardening_ptrace_scope": (0, 3, False),
 }
 
-SIZE_PATTERN = re.compile(r"^[0-9]+[kmg]$")
-PACKAGE_VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.~+]+)?$")
-SYSCTL_NAME_PATTERN = re.compile(r"^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$")
-COLLECTOR_PATTERN = re.compile(r"^[a-z][a-z0-9_.]*$")
-DURATION_PATTERN = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
-HOST_PORT_PATTERN = re.compile(r"^[^\s:/]+:[0-9]+$")
-CLIENT_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-API_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{24,}$")
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-# HAProxy server names are HOST-rINDEX; HAProxy accepts letters, digits and - _ . : in names.
-HAPROXY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
-API_KEY_FIELDS = ("client", "key", "rate_limit")
-UNSUPPORTED_PATTERN = re.compile(r"^(\S+)\. Supported parameters include: (.*)\.$")
-FIREWALL_RULE_KEYS = ("port", "proto", "from", "comment")
-
 
 def _d(value):
     return validation._describe(value)
@@ -139,26 +123,10 @@ def role_applies(role, groups, values):
             continue
         if group is not None and group not in groups:
             return False
-        if switch and not _truthy(values.get(switch, True)):
+        if switch and not fleet_rules.truthy(values.get(switch, True)):
             return False
-        return _truthy(values.get(role + "_enabled", enabled_default))
+        return fleet_rules.truthy(values.get(role + "_enabled", enabled_default))
     raise KeyError(role)
-
-
-def _truthy(value):
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
-    return bool(value)
-
-
-def _number(value):
-    """Extra vars (-e name=value) arrive as text; argument_specs coerce them, rules compare numbers."""
-    if isinstance(value, str):
-        try:
-            return float(value) if "." in value else int(value)
-        except ValueError:
-            return value
-    return value
 
 
 # ------------------------------------------------------------------ argument specs and ranges
@@ -177,7 +145,7 @@ def spec_problems(spec_options, values, validator):
     for message in result.error_messages:
         for secret in no_log:
             message = message.replace(secret, "********")
-        unsupported = UNSUPPORTED_PATTERN.match(message)
+        unsupported = fleet_rules.UNSUPPORTED_PATTERN.match(message)
         if unsupported:
             # ansible-core's wording for an unknown key of a nested option names it only as a path.
             message = "unknown key %s (supported: %s)" % (unsupported.group(1), unsupported.group(2))
@@ -197,300 +165,12 @@ def range_problems(values):
     for name, (low, high, low_open) in sorted(RANGES.items()):
         if name not in values:
             continue
-        value = _number(values[name])
+        value = fleet_rules.number(values[name])
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue  # argument_specs reports the type
         if (value < low or (low_open and value == low)) or (high is not None and value > high):
             bound = ("above %s" % low if low_open else "at least %s" % low) + ("" if high is None else " and at most %s" % high)
             yield "%s: %s is out of range: must be %s" % (name, value, bound)
-
-
-# ------------------------------------------------------------------ each role's own rules
-
-def _url_rules(values, names):
-    for name in names:
-        value = values.get(name, "")
-        if value:
-            problem = validation.url_problem(value)
-            if problem:
-                yield "%s: %s" % (name, problem)
-
-
-def _list_rules(values, name, check):
-    items = values.get(name) or []
-    if isinstance(items, str) or not isinstance(items, (list, tuple)):
-        yield "%s: %s is not a list" % (name, _d(items))
-        return
-    for index, item in enumerate(items):
-        problem = check(item)
-        if problem:
-            yield "%s[%d]: %s" % (name, index, problem)
-
-
-def base_rules(v):
-    yield from _url_rules(v, ("base_apt_proxy", "base_apt_https_proxy", "base_apt_mirror_url",
-                              "base_apt_security_mirror_url", "base_pip_index_url", "base_pip_find_links"))
-    yield from _list_rules(v, "base_ntp_servers", validation.host_problem)
-    if _truthy(v.get("base_operator_enabled", True)):
-        name_problem = validation.unix_name_problem(v.get("base_operator_name"))
-        if name_problem:
-            yield "base_operator_name: " + name_problem
-        if not v.get("base_operator_ssh_public_keys"):
-            yield "base_operator_ssh_public_keys: give at least one public key (or set base_operator_enabled: false)"
-        yield from _list_rules(v, "base_operator_ssh_public_keys", validation.ssh_public_key_problem)
-
-
-def sysctl_hardening_rules(v):
-    for key in sorted(v.get("sysctl_hardening_extra") or {}):
-        if not SYSCTL_NAME_PATTERN.match(str(key)):
-            yield "sysctl_hardening_extra: %s is not a kernel parameter name such as net.core.somaxconn" % key
-
-
-def _firewall_rule_problem(rule):
-    if not isinstance(rule, dict):
-        return "%s is not a mapping with port, proto, from" % _d(rule)
-    if "port" not in rule:
-        return "port: not set"
-    problem = validation.port_problem(rule["port"])
-    if problem:
-        return "port: " + problem
-    if rule.get("proto", "tcp") not in ("tcp", "udp"):
-        return "proto: %s is not tcp or udp" % rule["proto"]
-    sources = rule.get("from", ["any"])
-    if isinstance(sources, str):
-        return "from: give a list of networks, not a string"
-    for source in sources:
-        if validation.cidr_problem(source):
-            return "from: " + validation.cidr_problem(source)
-    unknown = sorted(set(rule) - set(FIREWALL_RULE_KEYS))
-    if unknown:
-        return "unknown keys %s (%s)" % (", ".join(unknown), ", ".join(FIREWALL_RULE_KEYS))
-    return ""
-
-
-def firewall_rules(v):
-    yield from _list_rules(v, "firewall_ssh_allowed_networks", validation.cidr_problem)
-    yield from _list_rules(v, "firewall_rules", _firewall_rule_problem)
-
-
-def ssh_hardening_rules(v):
-    port = v.get("ssh_hardening_port")
-    if validation.port_problem(port) or ":" in str(port):
-        yield "ssh_hardening_port: %s is not a port (1-65535)" % _d(port)
-    for name in ("ssh_hardening_allow_users", "ssh_hardening_allow_groups"):
-        yield from _list_rules(v, name, validation.unix_name_problem)
-    yield from _list_rules(v, "ssh_hardening_listen_addresses", validation.ip_address_problem)
-
-
-def nvidia_driver_rules(v):
-    problem = nvidia.driver_input_problem(v.get("nvidia_driver_source"), v.get("nvidia_driver_branch"),
-                                          v.get("nvidia_driver_version", ""), v.get("nvidia_driver_flavor", "proprietary"))
-    if problem:
-        yield problem
-    yield from _url_rules(v, ("nvidia_driver_repository_url", "nvidia_driver_repository_key_url"))
-    if v.get("nvidia_driver_source") == "mirror":
-        for name in ("nvidia_driver_repository_url", "nvidia_driver_repository_key_url"):
-            if not v.get(name):
-                yield ("%s: must be set with nvidia_driver_source mirror (the site's mirror of NVIDIA's "
-                       "repository and its signing key)" % name)
-
-
-def nvidia_container_toolkit_rules(v):
-    version = str(v.get("nvidia_container_toolkit_version", ""))
-    if not PACKAGE_VERSION_PATTERN.match(version):
-        yield "nvidia_container_toolkit_version: %s is not a package version such as 1.17.8-1" % _d(version)
-    for name in ("nvidia_container_toolkit_repository_url", "nvidia_container_toolkit_repository_key_url"):
-        problem = validation.url_problem(v.get(name))
-        if problem:
-            yield "%s: %s" % (name, problem)
-
-
-def docker_rules(v):
-    yield from _url_rules(v, ("docker_repository_url", "docker_repository_key_url"))
-    if not SIZE_PATTERN.match(str(v.get("docker_log_max_size", ""))):
-        yield "docker_log_max_size: %s is not a size such as 100m" % v.get("docker_log_max_size")
-    root = v.get("docker_data_root", "")
-    if root and not str(root).startswith("/"):
-        yield "docker_data_root: %s is not an absolute path" % root
-    if v.get("docker_default_runtime") == "nvidia" and v.get("docker_nvidia_runtime") == "disabled":
-        yield "docker_default_runtime: nvidia, but docker_nvidia_runtime is disabled"
-    owned = sorted(set(v.get("docker_daemon_options") or {}) & set(v.get("__docker_owned_keys") or ()))
-    if owned:
-        yield ("docker_daemon_options: sets %s, which the role sets from its own variables (docker_log_max_size, "
-               "docker_log_max_file, docker_live_restore, docker_data_root, docker_default_runtime): set those instead"
-               % ", ".join(owned))
-
-
-def model_store_rules(v):
-    problem = serving.models_problem(v.get("model_store_models"))
-    if problem:
-        yield "model_store_models" + problem
-    yield from _list_rules(v, "model_store_client_networks", validation.cidr_problem)
-
-
-def model_weights_rules(v):
-    problem = serving.models_problem(v.get("model_weights_models"))
-    if problem:
-        yield "model_weights_models" + problem
-    server = v.get("model_weights_nfs_server", "")
-    if not server:
-        yield "model_weights_nfs_server: not set and no infra host"
-    elif validation.host_problem(server):
-        yield "model_weights_nfs_server: " + validation.host_problem(server)
-
-
-def model_server_rules(v):
-    problem = serving.engine_problem(v.get("model_server_engine"))
-    if problem:
-        yield "model_server_engine: " + problem
-    else:
-        try:
-            serving.plan_replicas(v.get("model_server_replica_count"), v.get("model_server_base_port"),
-                                  v.get("model_server_gpu_ids") or [], v.get("model_server_gpus_per_replica"),
-                                  v.get("model_server_replicas") or [])
-        except ValueError as exc:
-            yield str(exc)
-    if not v.get("model_server_model_name"):
-        yield 'model_server_model_name: not set (the name clients send as "model")'
-    if not str(v.get("model_server_model_path", "")).startswith("/"):
-        yield "model_server_model_path: %s is not an absolute path on the node" % v.get("model_server_model_path")
-    yield from _list_rules(v, "model_server_allowed_networks", validation.cidr_problem)
-
-
-def _api_key_problem(index, entry):
-    where = "load_balancer_api_keys[%d]" % index
-    if not isinstance(entry, dict):
-        return "%s: give a mapping with client, key and optional rate_limit" % where
-    if not CLIENT_PATTERN.match(str(entry.get("client", ""))):
-        return "%s: client: letters, digits, ._- (up to 64) needed" % where
-    where = "%s (%s)" % (where, entry["client"])
-    key = entry.get("key")
-    if not isinstance(key, str) or not API_KEY_PATTERN.match(key):
-        return "%s: key: 24 or more printable characters without spaces needed" % where
-    rate = _number(1 if entry.get("rate_limit") is None else entry["rate_limit"])
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 1:
-        return "%s: rate_limit: a number >= 1 needed" % where
-    return ""
-
-
-def load_balancer_rules(v):
-    ports = [("load_balancer_https_port", v.get("load_balancer_https_port")),
-             ("load_balancer_stats_port", v.get("load_balancer_stats_port"))]
-    if v.get("load_balancer_http_port"):
-        ports.append(("load_balancer_http_port", v.get("load_balancer_http_port")))
-    for name, port in ports:
-        if validation.port_problem(port) or ":" in str(port):
-            yield "%s: %s is not a port (1-65535)" % (name, _d(port))
-    for name in ("load_balancer_client_networks", "load_balancer_stats_networks"):
-        yield from _list_rules(v, name, validation.cidr_problem)
-    keys = v.get("load_balancer_api_keys") or []
-    if not keys:
-        yield "load_balancer_api_keys: empty - no client could call the API (every request needs a key)"
-    clients, secrets = {}, {}
-    for index, entry in enumerate(keys):
-        problem = _api_key_problem(index, entry)
-        if problem:
-            yield problem
-            continue
-        if entry["client"] in clients:
-            yield "load_balancer_api_keys[%d] (%s): client: listed twice (also [%d])" % (index, entry["client"], clients[entry["client"]])
-        if entry["key"] in secrets:
-            # The key itself is never printed: it is a secret.
-            yield ("load_balancer_api_keys[%d] (%s): key: the same key is given to %s: a key names one client"
-                   % (index, entry["client"], keys[secrets[entry["key"]]]["client"]))
-        clients.setdefault(entry["client"], index)
-        secrets.setdefault(entry["key"], index)
-    cert, key = v.get("load_balancer_tls_certificate", ""), v.get("load_balancer_tls_private_key", "")
-    if bool(cert) != bool(key):
-        yield "load_balancer_tls_certificate: load_balancer_tls_certificate and load_balancer_tls_private_key go together"
-    elif cert and "BEGIN CERTIFICATE" not in cert:
-        yield "load_balancer_tls_certificate: not a PEM certificate"
-    elif key and "PRIVATE KEY" not in key:
-        yield "load_balancer_tls_private_key: not a PEM private key"
-
-
-def node_exporter_rules(v):
-    problem = validation.ip_address_problem(v.get("node_exporter_listen_address"))
-    if problem:
-        yield "node_exporter_listen_address: " + problem
-    yield from _list_rules(v, "node_exporter_allowed_networks", validation.cidr_problem)
-    for collector in v.get("node_exporter_extra_collectors") or []:
-        if not COLLECTOR_PATTERN.match(str(collector)):
-            yield "node_exporter_extra_collectors: %s is not a collector name" % _d(collector)
-
-
-def filebeat_rules(v):
-    problem = filebeat_utils.output_problem(v.get("filebeat_output_type"), v.get("filebeat_output_hosts"),
-                                            v.get("filebeat_output_settings"))
-    if problem:
-        yield problem
-    if v.get("filebeat_package_url"):
-        problem = validation.url_problem(v["filebeat_package_url"])
-        if problem:
-            yield "filebeat_package_url: " + problem
-        if not SHA256_PATTERN.match(str(v.get("filebeat_package_sha256", ""))):
-            yield "filebeat_package_sha256: give the package's SHA-256 (64 hex digits) with filebeat_package_url"
-    yield from _url_rules(v, ("filebeat_repository_url", "filebeat_repository_key_url"))
-    # The host's own inputs are built by the collection (filebeat.host_inputs); the site's extra
-    # inputs and the output are what can be wrong: the configuration is built with those.
-    if not problem:
-        try:
-            filebeat_utils.config([], v.get("filebeat_output_type"), v.get("filebeat_output_hosts"),
-                                  v.get("filebeat_output_settings"), "validation", "none", v.get("filebeat_extra_inputs") or [])
-        except ValueError as exc:
-            yield re.sub(r"^filebeat inputs", "filebeat_extra_inputs", str(exc))
-
-
-def prometheus_rules(v):
-    problem = monitoring.thresholds_problem(dict((k, _number(x) if k not in ("for", "replica_down_for") else x)
-                                                 for k, x in dict(v.get("__prometheus_thresholds") or {}).items()))
-    if problem:
-        yield "prometheus_alert_" + problem
-    problem = validation.ip_address_problem(v.get("prometheus_listen_address"))
-    if problem:
-        yield "prometheus_listen_address: " + problem
-    yield from _list_rules(v, "prometheus_allowed_networks", validation.cidr_problem)
-    durations = ("prometheus_scrape_interval", "prometheus_scrape_timeout", "prometheus_evaluation_interval",
-                 "prometheus_retention_time")
-    for name in durations:
-        if not DURATION_PATTERN.match(str(v.get(name, ""))):
-            yield "%s: %s is not a duration like 15s, 5m or 15d" % (name, _d(v.get(name)))
-    for target in v.get("prometheus_alertmanagers") or []:
-        if not HOST_PORT_PATTERN.match(str(target)):
-            yield "prometheus_alertmanagers: %s is not host:port" % _d(target)
-    try:
-        timeout = monitoring.duration_seconds(v.get("prometheus_scrape_timeout"))
-        interval = monitoring.duration_seconds(v.get("prometheus_scrape_interval"))
-    except ValueError:
-        return
-    if timeout > interval:
-        yield ("prometheus_scrape_timeout: %s is longer than prometheus_scrape_interval %s (Prometheus refuses that "
-               "configuration)" % (v.get("prometheus_scrape_timeout"), v.get("prometheus_scrape_interval")))
-
-
-def rolling_update_rules(v):
-    for name in ("rolling_update_from_zone",):
-        if v.get(name) and validation.zone_problem(v[name]):
-            yield "%s: %s" % (name, validation.zone_problem(v[name]))
-
-
-ROLE_RULES = {
-    "base": base_rules,
-    "sysctl_hardening": sysctl_hardening_rules,
-    "firewall": firewall_rules,
-    "ssh_hardening": ssh_hardening_rules,
-    "nvidia_driver": nvidia_driver_rules,
-    "nvidia_container_toolkit": nvidia_container_toolkit_rules,
-    "docker": docker_rules,
-    "model_store": model_store_rules,
-    "model_weights": model_weights_rules,
-    "model_server": model_server_rules,
-    "load_balancer": load_balancer_rules,
-    "rolling_update": rolling_update_rules,
-    "node_exporter": node_exporter_rules,
-    "filebeat": filebeat_rules,
-    "prometheus": prometheus_rules,
-}
 
 
 # ------------------------------------------------------------------ one host
@@ -529,12 +209,7 @@ def host_ports(groups, roles):
             ports.append((lb["load_balancer_http_port"], "load_balancer_http_port"))
     if "model_server" in roles:
         ms = roles["model_server"]
-        try:
-            plan = serving.plan_replicas(ms.get("model_server_replica_count"), ms.get("model_server_base_port"),
-                                         ms.get("model_server_gpu_ids") or [], ms.get("model_server_gpus_per_replica"),
-                                         ms.get("model_server_replicas") or [])
-        except (ValueError, TypeError):
-            plan = []  # reported by model_server_rules
+        plan = fleet_rules.replica_plan(ms)
         source = "model_server_replicas[%d]" if ms.get("model_server_replicas") else "model_server_base_port (replica %d)"
         ports += [(replica["port"], source % replica["index"]) for replica in plan]
     return [(int(port), name) for port, name in ports
@@ -556,7 +231,7 @@ def role_problems(role, values, spec_options, validator):
     merged.update(coerced or {})
     problems += list(range_problems(merged))
     if not problems:
-        problems += list(ROLE_RULES[role](merged))
+        problems += list(fleet_rules.ROLE_RULES[role](merged))
     return problems, merged
 
 
@@ -592,7 +267,7 @@ def fleet_problems(hosts, groups):
         address = fleet_address(host["name"], values)
         variable = "llmfleet_address" if values.get("llmfleet_address") else "ansible_host"
         base = host["validated"].get("base", {})
-        if base and _truthy(base.get("base_fleet_hosts_enabled", True)):
+        if base and fleet_rules.truthy(base.get("base_fleet_hosts_enabled", True)):
             if validation.ip_address_problem(address):
                 problems.append("%s: %s: %s (set llmfleet_address to the host's fleet IP address, or "
                                 "base_fleet_hosts_enabled: false)" % (host["name"], variable, validation.ip_address_problem(address)))
@@ -603,7 +278,7 @@ def fleet_problems(hosts, groups):
             if validation.ip_address_problem(address):
                 problems.append("%s: %s: %s (the load balancers need this node's IP address; set llmfleet_address "
                                 "where ansible_host is a name)" % (host["name"], variable, validation.ip_address_problem(address)))
-            if not HAPROXY_NAME_PATTERN.match(host["name"]):
+            if not fleet_rules.HAPROXY_NAME_PATTERN.match(host["name"]):
                 problems.append("%s: inventory_hostname: %s cannot name a load-balancer server (letters, digits, "
                                 "- _ . :)" % (host["name"], _d(host["name"])))
         if not validation.ip_address_problem(address):
@@ -636,12 +311,7 @@ def capacity_problem(hosts):
         if not ms:
             continue
         settings = settings or host["validated"].get("rolling_update", {})
-        try:
-            plan = serving.plan_replicas(ms.get("model_server_replica_count"), ms.get("model_server_base_port"),
-                                         ms.get("model_server_gpu_ids") or [], ms.get("model_server_gpus_per_replica"),
-                                         ms.get("model_server_replicas") or [])
-        except (ValueError, TypeError):
-            continue
+        plan = fleet_rules.replica_plan(ms)
         zone = host["values"].get("llmfleet_zone") or ""
         replicas_by_zone[zone] = replicas_by_zone.get(zone, 0) + len(plan)
     if not replicas_by_zone or settings is None:
@@ -649,8 +319,8 @@ def capacity_problem(hosts):
     total = sum(replicas_by_zone.values())
     try:
         required = rolling_update_utils.required_healthy(
-            total, int(_number(settings.get("rolling_update_min_healthy_replicas", 1))),
-            float(_number(settings.get("rolling_update_min_healthy_fraction", 0.5))))
+            total, int(fleet_rules.number(settings.get("rolling_update_min_healthy_replicas", 1))),
+            float(fleet_rules.number(settings.get("rolling_update_min_healthy_fraction", 0.5))))
     except (ValueError, TypeError):
         return ""  # reported as the variable's own problem
     too_big = sorted(z or "(no zone)" for z, n in replicas_by_zone.items() if total - n < required)

@@ -43,9 +43,8 @@ def plan(members, current, planned, from_zone="", force=False, min_replicas=1, m
         raise ValueError("there are no load-balancer members (model nodes with replicas) to update")
     by_zone = {}
     for member in members:
-        entry = by_zone.setdefault(member["zone"], {"hosts": [], "servers": []})
-        if member["host"] not in entry["hosts"]:
-            entry["hosts"].append(member["host"])
+        entry = by_zone.setdefault(member["zone"], {"hosts": {}, "servers": []})
+        entry["hosts"][member["host"]] = True  # a dict: ordered, and a lookup is not a scan of the list
         entry["servers"].append(member["name"])
     order = zones.zone_order(list(by_zone))
     if from_zone and from_zone not in by_zone:

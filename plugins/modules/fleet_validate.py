@@ -47,15 +47,13 @@ author: llmfleet maintainers (@llmfleet)
 """
 
 EXAMPLES = r"""
-- name: Validate the inventory
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Check every host's variables and the fleet as a whole
-      llmfleet.cluster.fleet_validate:
-      run_once: true
+# In a play on all hosts with gather_facts: false (playbooks/validate.yml):
+- name: Check every host's variables and the fleet as a whole
+  llmfleet.cluster.fleet_validate:
+  run_once: true
 
-- name: Inside a role - check its inputs on this host
+# Inside a role: its inputs on this host.
+- name: Validate the role's variables
   llmfleet.cluster.fleet_validate:
     roles: [docker]
 """

@@ -1,4 +1,4 @@
-"""The one validation pass (module_utils/fleet_validation.py) on plain data: the roles' real
+"""The one validation pass (module_utils/fleet_validation.py, fleet_rules.py) on plain data: the roles' real
 argument_specs and defaults (templated defaults given their evaluated values here, as the action
 plugin evaluates them), one rule class per test. The action plugin end to end: tests/unit/test_inventory_validation.py."""
 
