@@ -181,13 +181,18 @@ class ActionModule(ActionBase):
             return self._report(result, problems, [], 1)
 
         hostvars, groups = task_vars["hostvars"], task_vars["groups"]
+        # Play variables (import_playbook vars: Molecule's llmfleet_validate_serving: false) are not in
+        # the inventory's hostvars; they are the same for every host, with task_vars' precedence
+        # (extra vars above them).
+        play = self._task.get_play()
+        play_vars = dict((k, task_vars[k]) for k in (play.get_vars() if play else {}) if k in task_vars)
         problems, resolved, names_by_host = [], [], {}
         for name in groups.get("all", []):
             raw = hostvars.raw_get(name)
             names_by_host[name] = [k for k in raw if not k.startswith("_")]
-            # What a role sees on this host: its vars/main.yml, then the inventory (and extra vars),
-            # then every role's defaults (a default may name another role's variable), then hostvars.
-            env = collections.ChainMap(role_vars, raw, defaults, {"hostvars": hostvars})
+            # What a role sees on this host: its vars/main.yml, the play's variables, the inventory (and
+            # extra vars), then every role's defaults (a default may name another role's variable).
+            env = collections.ChainMap(role_vars, play_vars, raw, defaults, {"hostvars": hostvars})
             host = self._resolve(name, env, evaluator, specs, [])
             found, host["validated"] = fleet_validation.host_problems(host, specs, validators, checked)
             problems += found

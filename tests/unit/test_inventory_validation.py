@@ -111,3 +111,23 @@ def test_a_fleet_the_rolling_update_cannot_take_apart_is_refused_for_the_update(
                           capture_output=True, text=True, timeout=300, check=False)
     assert (proc.returncode != 0) == refused, proc.stdout[-2000:]
     assert ("model_nodes: taking zone zone-a out would leave fewer than 6 of 12 replicas" in proc.stdout) == refused
+
+
+def test_play_variables_switch_checks_off_as_molecule_scenarios_do(tmp_path):
+    """import_playbook vars are play variables, not inventory: the validation must see them."""
+    inventory = inventory_with(tmp_path, {"lb1": {"load_balancer_api_keys": []}})
+    playbook = tmp_path / "converge.yml"
+    playbook.write_text(f"""---
+- name: Validate without the serving roles
+  ansible.builtin.import_playbook: {REPO / "playbooks" / "validate.yml"}
+  vars:
+    llmfleet_validate_serving: false
+""")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
+    run = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)]
+    proc = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    # Without the switch the same inventory is refused (the test can fail).
+    playbook.write_text(playbook.read_text().replace("false", "true"))
+    proc = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0 and "lb1: load_balancer_api_keys: empty" in proc.stdout
