@@ -34,7 +34,8 @@ ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 
 # Variables that are the same for every host of one run: a template that reads only these (and
 # plain values) has one result for the whole fleet.
-FLEET_WIDE = frozenset(("groups", "hostvars", "lookup", "query", "q", "omit", "playbook_dir", "inventory_dir"))
+# (Not inventory_dir: hosts from two inventory sources have two.)
+FLEET_WIDE = frozenset(("groups", "hostvars", "lookup", "query", "q", "omit", "playbook_dir"))
 MISSING = object()
 
 

@@ -324,9 +324,9 @@ def prometheus_rules(v):
 
 
 def rolling_update_rules(v):
-    for name in ("rolling_update_from_zone",):
-        if v.get(name) and validation.zone_problem(v[name]):
-            yield "%s: %s" % (name, validation.zone_problem(v[name]))
+    zone = v.get("rolling_update_from_zone")
+    if zone and validation.zone_problem(zone):
+        yield "rolling_update_from_zone: " + validation.zone_problem(zone)
 
 
 ROLE_RULES = {
