@@ -102,13 +102,17 @@ def main():
             physical = sum(z.get("drain_wait_seconds", 0) + r2r for z in zones)
             zone_time = sum(z["seconds"]["total"] for z in zones)
             print(f"\n{label}: {len(zones)} zones updated")
+            out_of_pool = 0.0
             for z in zones:
                 s = z["seconds"]
-                print(f"  {z['zone']}: total {s['total']:.1f} s = check {s.get('check', 0):.1f} + baseline "
+                out_of_pool += s["drain"] + s["update"] + s["gate"] + s["enable"]
+                print(f"  {z['zone']}: total {s['total']:.1f} s = check {s.get('check', 0):.1f} + prepare "
+                      f"{s.get('prepare', 0):.1f} (still serving) + baseline "
                       f"{s.get('baseline', 0):.1f} + drain {s['drain']:.1f} (requests {z.get('drain_wait_seconds', 0):.2f})"
                       f" + update {s['update']:.1f} + gate {s['gate']:.1f} + enable {s['enable']:.1f}")
             print(f"  physical limit (sum of drain waits + one restart-to-ready per zone): {physical:.1f} s")
-            print(f"  zone phases: {zone_time:.1f} s = {zone_time / physical:.1f} x the limit")
+            print(f"  zone phases: {zone_time:.1f} s = {zone_time / physical:.1f} x the limit; out of the pool "
+                  f"(drain to enabled): {out_of_pool:.1f} s = {out_of_pool / physical:.1f} x the limit")
             print(f"  whole playbook (validation, planning, weights check included): {wall:.1f} s = "
                   f"{wall / physical:.1f} x the limit")
     finally:

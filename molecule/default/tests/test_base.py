@@ -12,7 +12,7 @@ def test_apt_sources_follow_the_chosen_path(host):
     services = host.ansible.get_variables()["llmfleet_lab_services"]
     proxy = host.check_output("apt-config dump Acquire::http::Proxy")
     sources = host.check_output("apt-get indextargets --format '$(SITE)' | sort -u").splitlines()
-    if host.backend.get_hostname() == "base-mirror":
+    if host.backend.get_hostname() == "hard-client":
         assert proxy == ""
         assert sorted(sources) == sorted([services["apt_mirror"], services["apt_security_mirror"]])
         assert "deb.debian.org" not in host.file("/etc/apt/sources.list").content_string
@@ -43,5 +43,5 @@ def test_operator_keys_are_exactly_the_configured_ones(host):
 
 
 def test_fleet_hosts_resolve(host):
-    for name in ("base-proxy", "base-mirror"):
+    for name in ("hard-lb", "hard-client", "hard-docker", "hard-nspawn"):
         assert host.run(f"getent hosts {name}").rc == 0

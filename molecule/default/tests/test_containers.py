@@ -1,4 +1,4 @@
-"""The engine's effective state on a real Docker engine (a docker-engine lab host, no GPU).
+"""The engine's effective state on a real Docker engine (the scenario's docker-engine model node, no GPU).
 
 Checked through the running dockerd (docker info, docker run), apt's own view of pins and
 holds, and the file only for what must survive in it.
@@ -11,7 +11,7 @@ import time
 import testinfra.utils.ansible_runner
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
-    os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+    os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("model_nodes")
 
 
 def engine(host):

@@ -1,0 +1,219 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: ufw_rules
+short_description: Reconcile a host's ufw rules, policies and logging in one call
+version_added: 0.1.0
+description:
+  - Reads the host's rules once (C(ufw show added)), adds the wanted rules that are missing, and
+    deletes the rules this caller owns but no longer wants; then sets the default policies and the
+    logging level where they differ, and enables ufw when asked.
+  - "Ownership is by comment. Every rule written here carries the comment C(llmfleet OWNER) or
+    C(llmfleet OWNER: WHAT); rules of other owners and rules added by hand are never touched."
+  - C(community.general.ufw) applies one rule per task and cannot remove a rule that is no longer
+    wanted, which is why this module exists (one round trip per host instead of one per rule).
+options:
+  rules:
+    description: The rules this caller wants.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      port:
+        description: A port (number or string) or a range such as C(8000:8009).
+        type: raw
+        required: true
+      proto:
+        description: Protocol.
+        type: str
+        choices: [tcp, udp]
+        default: tcp
+      from:
+        description: Source networks (CIDR), or C(any).
+        type: list
+        elements: str
+        default: [any]
+      comment:
+        description: What the rule is for; stored after the owner.
+        type: str
+        default: ""
+      action:
+        description: ufw action; C(limit) rate-limits new connections per source.
+        type: str
+        choices: [allow, limit, deny, reject]
+        default: allow
+      route:
+        description: A routed (forward) rule, as Docker's DOCKER-USER chain consults for container ports.
+        type: bool
+        default: false
+  owner:
+    description: Who the rules belong to (part of their comment). Owned rules not in O(rules) are deleted when O(purge) is true.
+    type: str
+    required: true
+  also_routed:
+    description:
+      - Add each rule again as a routed rule (comment suffix C((containers))). On a Docker host the
+        DOCKER-USER chain consults ufw's routed rules for published container ports.
+    type: bool
+    default: false
+  purge:
+    description: Delete owned rules that are not wanted.
+    type: bool
+    default: true
+  default_incoming:
+    description: Policy for incoming traffic no rule allows; left as it is when not given.
+    type: str
+    choices: [deny, reject, allow]
+  default_routed:
+    description: Policy for routed traffic no rule allows; left as it is when not given.
+    type: str
+    choices: [deny, reject, allow]
+  logging:
+    description: Logging level; left as it is when not given.
+    type: str
+    choices: ["off", "on", low, medium, high, full]
+  enabled:
+    description: Enable ufw (now and at boot) after the rules are in place; left as it is when not given.
+    type: bool
+attributes:
+  check_mode:
+    support: full
+    description: Reports the commands it would run without running them.
+  diff_mode:
+    support: none
+    description: Not supported.
+author: llmfleet maintainers (@llmfleet)
+"""
+
+EXAMPLES = r"""
+- name: SSH from the operator's networks, then default deny, logging, on
+  llmfleet.cluster.ufw_rules:
+    owner: ssh
+    rules:
+      - {port: "22", from: [10.20.0.0/16]}
+    default_incoming: deny
+    default_routed: deny
+    logging: low
+    enabled: true
+
+- name: The replicas' ports, to the load balancers only; a replica that went away loses its rule
+  llmfleet.cluster.ufw_rules:
+    owner: model server llm
+    rules:
+      - {port: "8000", from: [10.20.1.10, 10.20.1.11], comment: replica 0}
+      - {port: "8001", from: [10.20.1.10, 10.20.1.11], comment: replica 1}
+"""
+
+RETURN = r"""
+added:
+  description: Rules added (or re-commented), as ufw arguments.
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Owned rules deleted, as ufw arguments.
+  returned: always
+  type: list
+  elements: str
+settings:
+  description: Policy, logging and enable commands run.
+  returned: always
+  type: list
+  elements: str
+unread:
+  description: Lines of C(ufw show added) this module could not read (left alone).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import shlex
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import ufw_rules
+
+RULE_OPTIONS = dict(
+    # raw: ports come as numbers from inventories and as ranges ("8000:8009"); checked in rule_problem.
+    port=dict(type="raw", required=True),
+    proto=dict(type="str", choices=["tcp", "udp"], default="tcp"),
+    comment=dict(type="str", default=""),
+    action=dict(type="str", choices=list(ufw_rules.ACTIONS), default="allow"),
+    route=dict(type="bool", default=False),
+)
+RULE_OPTIONS["from"] = dict(type="list", elements="str", default=["any"])
+
+
+def read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except IOError:
+        return ""
+
+
+def main():
+    policies = list(ufw_rules.POLICIES)
+    module = AnsibleModule(
+        argument_spec=dict(
+            rules=dict(type="list", elements="dict", default=[], options=RULE_OPTIONS),
+            owner=dict(type="str", required=True),
+            also_routed=dict(type="bool", default=False),
+            purge=dict(type="bool", default=True),
+            default_incoming=dict(type="str", choices=policies),
+            default_routed=dict(type="str", choices=policies),
+            logging=dict(type="str", choices=list(ufw_rules.LOG_LEVELS)),
+            enabled=dict(type="bool"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    for index, spec in enumerate(params["rules"]):
+        problem = ufw_rules.rule_problem(spec)
+        if problem:
+            module.fail_json(msg="rules[%d]: %s" % (index, problem))
+    if not params["owner"].strip() or "'" in params["owner"] or ":" in params["owner"]:
+        module.fail_json(msg="owner %r must be a non-empty name without quotes or colons" % params["owner"])
+    ufw = module.get_bin_path("ufw", required=True)
+
+    def run(args):
+        rc, out, err = module.run_command([ufw] + args)
+        if rc != 0:
+            module.fail_json(msg="ufw %s failed: %s" % (" ".join(args), (err or out).strip()), rc=rc)
+        return out
+
+    current, unread = ufw_rules.parse_added(run(["show", "added"]))
+    wanted = ufw_rules.wanted(params["rules"], params["owner"].strip(), params["also_routed"])
+    to_delete, to_add = ufw_rules.plan(current, wanted, params["owner"].strip(), params["purge"])
+    settings = ufw_rules.settings_commands(
+        ufw_rules.read_settings(read("/etc/default/ufw"), read("/etc/ufw/ufw.conf")),
+        incoming=params["default_incoming"], routed=params["default_routed"], logging=params["logging"])
+    if params["enabled"] is not None:
+        active = run(["status"]).splitlines()[:1] == ["Status: active"]
+        if params["enabled"] and not active:
+            settings.append(["--force", "enable"])
+        elif params["enabled"] is False and active:
+            settings.append(["disable"])
+
+    # Adds before deletes: a rule that moves (a new network for SSH) is open on its new source
+    # before the old one closes. Settings last: the default deny lands after the rules that keep
+    # the operator in.
+    commands = [ufw_rules.add_argv(rule) for rule in to_add] + [ufw_rules.delete_argv(rule) for rule in to_delete]
+    if not module.check_mode:
+        for args in commands + settings:
+            run(args)
+    module.exit_json(changed=bool(commands or settings),
+                     added=[" ".join(shlex.quote(w) for w in ufw_rules.add_argv(r)) for r in to_add],
+                     deleted=[" ".join(shlex.quote(w) for w in ufw_rules.delete_argv(r)) for r in to_delete],
+                     settings=[" ".join(args) for args in settings], unread=unread)
+
+
+if __name__ == "__main__":
+    main()
