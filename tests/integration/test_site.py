@@ -1,7 +1,11 @@
 """site.yml on the lab, through ansible-runner, and the real state it leaves on every host."""
 
+import json
+import subprocess
+
 import pytest
 import testinfra
+from conftest import REPO, VENV_BIN, ansible_env
 
 pytestmark = pytest.mark.lab
 
@@ -71,3 +75,47 @@ def test_operator_has_no_password(hosts):
     for host in hosts.values():
         shadow = host.check_output("getent shadow llmops").split(":")
         assert shadow[1] == "!"
+
+
+
+def ufw_added(lab, host):
+    out = lab.ssh(host, "sudo -n ufw show added")
+    assert out.returncode == 0, out.stderr
+    return sorted(line for line in out.stdout.splitlines() if line.startswith("ufw "))
+
+
+def test_firewall_holds_the_wanted_openings_and_drops_what_its_owner_no_longer_wants(converged_lab):
+    lab = converged_lab
+    inv = lab.load_inventory()
+    groups = inv["all"]["children"]
+    clients = sorted(lab.hosts[h] for h in list(groups["load_balancers"]["hosts"]) + list(groups["infra"]["hosts"]))
+    rules = ufw_added(lab, "model-a1")
+    # One rule per replica port and client (the LBs, Prometheus), each owned by the model server.
+    for port in ("8000", "8001"):
+        mine = [r for r in rules if f" port {port} " in r]
+        assert sorted(r.split()[3] for r in mine) == clients, (port, rules)
+        assert all(r.endswith("comment 'llmfleet model server llm'") for r in mine), mine
+    # A stale opening of the model server (as a replica that went away leaves) and one an operator added.
+    setup = lab.ssh("model-a1", "sudo -n ufw allow from 10.213.9.250 to any port 8009 proto tcp comment 'llmfleet model server llm'"
+                    " && sudo -n ufw allow from 10.213.9.251 to any port 8010 proto tcp comment 'operator'")
+    assert setup.returncode == 0, setup.stderr
+    try:
+        wanted = json.dumps([{"port": port, "from": clients} for port in (8000, 8001)])
+        cmd = [str(VENV_BIN / "ansible"), "-i", str(lab.inventory.parent), "model-a1", "-b",
+               "-m", "llmfleet.cluster.ufw_rules", "-a", json.dumps({"owner": "model server llm", "rules": json.loads(wanted)})]
+
+        def reconcile():
+            return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+                                  env=ansible_env())
+
+        first = reconcile()
+        assert first.returncode == 0 and "CHANGED" in first.stdout, first.stdout + first.stderr
+        after = ufw_added(lab, "model-a1")
+        assert not any(" port 8009 " in r for r in after), after
+        assert any(" port 8010 " in r and r.endswith("comment 'operator'") for r in after), after
+        assert [r for r in after if "llmfleet" in r] == [r for r in rules if "llmfleet" in r]
+        second = reconcile()
+        assert second.returncode == 0 and "CHANGED" not in second.stdout, second.stdout
+    finally:
+        lab.ssh("model-a1", "sudo -n ufw delete allow from 10.213.9.250 to any port 8009 proto tcp;"
+                " sudo -n ufw delete allow from 10.213.9.251 to any port 8010 proto tcp")
