@@ -140,15 +140,15 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import ufw_rules
 
-RULE_OPTIONS = dict(
+RULE_OPTIONS = {
     # raw: ports come as numbers from inventories and as ranges ("8000:8009"); checked in rule_problem.
-    port=dict(type="raw", required=True),
-    proto=dict(type="str", choices=["tcp", "udp"], default="tcp"),
-    comment=dict(type="str", default=""),
-    action=dict(type="str", choices=list(ufw_rules.ACTIONS), default="allow"),
-    route=dict(type="bool", default=False),
-)
-RULE_OPTIONS["from"] = dict(type="list", elements="str", default=["any"])
+    "port": dict(type="raw", required=True),
+    "proto": dict(type="str", choices=["tcp", "udp"], default="tcp"),
+    "from": dict(type="list", elements="str", default=["any"]),
+    "comment": dict(type="str", default=""),
+    "action": dict(type="str", choices=list(ufw_rules.ACTIONS), default="allow"),
+    "route": dict(type="bool", default=False),
+}
 
 
 def read(path):

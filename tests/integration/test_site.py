@@ -77,7 +77,6 @@ def test_operator_has_no_password(hosts):
         assert shadow[1] == "!"
 
 
-
 def ufw_added(lab, host):
     out = lab.ssh(host, "sudo -n ufw show added")
     assert out.returncode == 0, out.stderr

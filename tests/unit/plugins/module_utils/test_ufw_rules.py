@@ -113,8 +113,8 @@ def test_policies_and_logging_are_set_only_where_they_differ():
     current = u.read_settings(default, conf)
     assert current == {"incoming": "DROP", "routed": "ACCEPT", "logging": "low", "enabled": True}
     assert u.settings_commands(current, incoming="deny", routed="deny", logging="on") == [["default", "deny", "routed"]]
-    assert u.settings_commands(current, incoming="reject", logging="off") == [["default", "reject", "incoming"],
-                                                                             ["logging", "off"]]
+    assert u.settings_commands(current, incoming="reject", logging="off") == [
+        ["default", "reject", "incoming"], ["logging", "off"]]
     assert u.settings_commands(current) == []
 
 
