@@ -121,11 +121,17 @@ def wanted(specs, owner, also_routed=False):
     return rules
 
 
+def _printed_source(source):
+    """A source as ufw prints it back: a single address without its /32 or /128."""
+    network = ipaddress.ip_network(source)
+    return str(network.network_address) if network.prefixlen == network.max_prefixlen else source
+
+
 def _spec_words(rule):
     words = ["route"] if rule.route else []
     if rule.source == "any":
         return words + [rule.action, "%s/%s" % (rule.port, rule.proto)]
-    return words + [rule.action, "from", rule.source, "to", "any", "port", rule.port, "proto", rule.proto]
+    return words + [rule.action, "from", _printed_source(rule.source), "to", "any", "port", rule.port, "proto", rule.proto]
 
 
 def add_argv(rule):
