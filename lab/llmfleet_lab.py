@@ -343,6 +343,7 @@ def ensure_docker_engine(image: str) -> None:
             if time.monotonic() > deadline or not _alive("dockerd"):
                 raise LabError(f"dockerd did not come up; see {STATE / 'log' / 'dockerd.log'}")
             time.sleep(0.2)
+    sweep_stale_netns()
     if docker("image", "inspect", image, check=False).returncode != 0:
         env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
         save = subprocess.Popen(["podman", "save", image], stdout=subprocess.PIPE, env=env)
@@ -357,11 +358,37 @@ def ensure_docker_engine(image: str) -> None:
     ensure_services("gateway-docker", DOCKER_GATEWAY)
 
 
+def sweep_stale_netns() -> None:
+    """Remove network namespaces of docker-engine hosts that no container owns any more.
+
+    A host whose dockerd was killed rather than stopped (a CI job ended mid-run) can leave its
+    namespace mounted under the exec root, its veth still on the lab bridge with the address and
+    MAC a new host gets again: the bridge then sends that host's traffic to the dead namespace
+    half the time (seen in CI: the first task reached the new host, the next got "Connection
+    refused" from the old namespace). Docker does not clean these up when it starts again."""
+    netns_dir = DOCKER_EXEC_ROOT / "netns"
+    if not netns_dir.is_dir():
+        return
+    owned = set()
+    if _alive("dockerd"):
+        ids = docker("ps", "-aq", "--no-trunc").stdout.split()
+        if ids:
+            for key in docker("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", *ids).stdout.split():
+                owned.add(Path(key).name)
+    for ns in netns_dir.iterdir():
+        if ns.name in owned:
+            continue
+        log(f"removing a stale network namespace of a docker-engine host: {ns}")
+        run(["umount", "-l", str(ns)], check=False)
+        ns.unlink(missing_ok=True)
+
+
 def stop_docker_engine(purge: bool) -> None:
     if _alive("dockerd"):
         docker("network", "rm", DOCKER_NETWORK, check=False)
     stop_services("gateway-docker")
     stop_services("dockerd")
+    sweep_stale_netns()
     if purge:
         shutil.rmtree(STATE / "docker", ignore_errors=True)
 

@@ -2,21 +2,12 @@
 seen once in CI, on a loaded 2-core machine. Engine calls are replaced by recorders; the logic
 under test is the wait, the one fresh start, and the error that says what the host looked like."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-LAB_PATH = Path(__file__).resolve().parents[3] / "lab" / "llmfleet_lab.py"
 
 
 @pytest.fixture(name="lab")
-def fixture_lab(monkeypatch):
-    spec = importlib.util.spec_from_file_location("llmfleet_lab", LAB_PATH)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "llmfleet_lab", module)  # dataclasses look the module up
-    spec.loader.exec_module(module)
+def fixture_lab(lab_module, monkeypatch):
+    module = lab_module
     calls = []
     monkeypatch.setattr(module, "remove_host", lambda cname, engine: calls.append(("remove", cname)))
     monkeypatch.setattr(module, "start_host", lambda lab, spec, image: calls.append(("start", spec.name)))
