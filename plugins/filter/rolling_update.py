@@ -162,10 +162,14 @@ def rolling_update_rollback_drain_problem(zone_servers, all_servers, views, heal
 
 def rolling_update_completion_seconds(registered):
     """Completion times (seconds) of the passing checks in health_gate results: a list of registered
-    loop results (one per host, each with "results", one per replica) or of single results."""
+    results, one per host: a gate of several replicas (their reports in "replicas"), a loop over
+    replicas ("results") or a single one."""
     results = []
     for r in registered or []:
-        results.extend(r.get("results") if isinstance(r, dict) and "results" in r else [r])
+        if isinstance(r, dict) and "replicas" in r:
+            results.extend(r["replicas"])
+        else:
+            results.extend(r.get("results") if isinstance(r, dict) and "results" in r else [r])
     return [a["completion_ms"] / 1000.0 for r in results if isinstance(r, dict) and not r.get("skipped")
             for a in r.get("attempts") or [] if a.get("state") == "ok" and "completion_ms" in a]
 

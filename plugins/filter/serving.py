@@ -20,7 +20,7 @@ description:
   - The same file holds C(llmfleet_lb_members) (every replica of every model node as a load-balancer
     member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine)
     (an engine's ports and paths), C(llmfleet_host_addresses), C(llmfleet_host_networks) (hosts' addresses, as /32 networks) and
-    C(llmfleet_models_problem) and
+    C(llmfleet_models_problem), C(model_server_local_urls) (a node's replicas as URLs on the node itself) and
     C(model_server_container) (community.docker.docker_container arguments).
 options:
   _input:
@@ -123,6 +123,11 @@ def llmfleet_models_problem(models):
     return serving.models_problem(models)
 
 
+def model_server_local_urls(plan):
+    """A node's replicas as URLs on the node itself (health gates run there, past the firewall)."""
+    return ["http://127.0.0.1:%d" % int(replica["port"]) for replica in plan["replicas"]]
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -136,4 +141,5 @@ class FilterModule(object):
             "llmfleet_host_addresses": llmfleet_host_addresses,
             "llmfleet_host_networks": llmfleet_host_networks,
             "llmfleet_models_problem": llmfleet_models_problem,
+            "model_server_local_urls": model_server_local_urls,
         }

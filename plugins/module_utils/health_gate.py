@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import threading
 
 LOADING_STATUSES = (503,)
 
@@ -120,6 +121,29 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
                 return _report(False, "no %d passing checks in a row within %.0f s of loading; last: %s"
                                % (consecutive, timeout, reason or state), attempts, start, now, loaded_at - start)
         sleep(interval)
+
+
+def run_gates(gates):
+    """Several gates at once, one thread each; gates: callables returning a run_gate report.
+
+    A node's replicas load and answer independently, and an engine serves one request per slot
+    without waiting for its neighbours: gated one after the other, a node with N replicas is out of
+    the pool N times as long. Returns the reports in the order of gates; a gate that raises is a
+    failed report naming the error, never a lost one."""
+    reports = [None] * len(gates)
+
+    def work(index, gate):
+        try:
+            reports[index] = gate()
+        except Exception as exc:  # pylint: disable=broad-except  # reported, not lost in a thread
+            reports[index] = _report(False, "gate error: %s: %s" % (type(exc).__name__, exc), [], 0, 0, 0)
+
+    threads = [threading.Thread(target=work, args=(i, gate)) for i, gate in enumerate(gates)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return reports
 
 
 def _report(passed, reason, attempts, start, end, loading):

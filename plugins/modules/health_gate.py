@@ -23,9 +23,16 @@ description:
     the same in check mode.
 options:
   url:
-    description: Base URL of the replica, for example C(http://10.0.1.11:8000).
+    description:
+      - Base URL of the replica, for example C(http://10.0.1.11:8000).
+      - One of I(url) and I(urls) is required.
     type: str
-    required: true
+  urls:
+    description:
+      - Base URLs of several replicas (a node's), gated at the same time, one thread each, with the
+        same options. The gate passes when every replica passes; each one's report is in I(replicas).
+    type: list
+    elements: str
   health_path:
     description: Readiness path (the engine's, see module_utils/serving.py).
     type: str
@@ -117,30 +124,46 @@ EXAMPLES = r"""
     loading_timeout: 900
   delegate_to: localhost
   register: gate
+
+- name: Gate a node's replicas at once, on the node itself
+  llmfleet.cluster.health_gate:
+    urls:
+      - http://127.0.0.1:8000
+      - http://127.0.0.1:8001
+    completion:
+      model: smollm2
+    consecutive: 2
 """
 
 RETURN = r"""
 passed:
-  description: Whether the replica passed.
+  description: Whether the replica (with I(urls), every replica) passed.
   returned: always
   type: bool
 attempts:
   description: Every check, with its time from the start (at), state (ok, loading, failed), reason and latencies.
-  returned: always
+  returned: with I(url)
   type: list
   elements: dict
 reason:
   description: Why the replica did not pass; empty when it passed.
-  returned: always
+  returned: with I(url)
   type: str
 loading_seconds:
   description: Seconds until the replica stopped loading.
-  returned: always
+  returned: with I(url)
   type: float
 seconds:
-  description: Seconds the gate took.
+  description: Seconds the gate took (with I(urls), the slowest replica's).
   returned: always
   type: float
+replicas:
+  description:
+    - With I(urls), one report per URL in their order, each with url, passed, reason, attempts,
+      loading_seconds and seconds.
+  returned: with I(urls)
+  type: list
+  elements: dict
 """
 
 import json
@@ -177,7 +200,8 @@ def fetch(url, data, headers, timeout, validate_certs):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            url=dict(type="str", required=True),
+            url=dict(type="str"),
+            urls=dict(type="list", elements="str"),
             health_path=dict(type="str", default="/health"),
             expect_status=dict(type="int", default=200),
             json_query=dict(type="str"),
@@ -197,17 +221,22 @@ def main():
             request_timeout=dict(type="float", default=30),
             validate_certs=dict(type="bool", default=True),
         ),
+        mutually_exclusive=[("url", "urls")],
+        required_one_of=[("url", "urls")],
         supports_check_mode=True,
     )
     p = module.params
-    if not p["url"].startswith(("http://", "https://")):
-        module.fail_json(msg="url: %r is not an http:// or https:// URL" % p["url"])
+    urls = [p["url"]] if p["url"] is not None else p["urls"]
+    if not urls:
+        module.fail_json(msg="urls: give at least one URL")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            module.fail_json(msg="%s: %r is not an http:// or https:// URL" % ("url" if p["url"] else "urls", url))
     for name in ("consecutive", "interval", "timeout", "loading_timeout", "request_timeout"):
         if p[name] is None or p[name] <= 0:
             module.fail_json(msg="%s: must be greater than 0, got %r" % (name, p[name]))
     if p["json_query"] and not HAS_JMESPATH:
         module.fail_json(msg="json_query needs the Python library jmespath where this module runs")
-    base = p["url"].rstrip("/")
     headers = dict(p["headers"], **{"Content-Type": "application/json"})
     completion = p["completion"]
     body = None
@@ -215,7 +244,7 @@ def main():
         body = json.dumps({"model": completion["model"], "max_tokens": completion["max_tokens"],
                            "messages": [{"role": "user", "content": completion["prompt"]}]}).encode()
 
-    def probe():
+    def probe(base):
         resp = fetch(base + p["health_path"], None, headers, p["request_timeout"], p["validate_certs"])
         state, reason = health_gate.check_response(resp, p["expect_status"], p["json_query"], p["json_expect"],
                                                    jmespath.search if HAS_JMESPATH else None)
@@ -227,11 +256,23 @@ def main():
         details.update(completion_status=answer.status, completion_ms=round(answer.seconds * 1000, 1))
         return state, reason, details
 
-    report = health_gate.run_gate(probe, time.monotonic, time.sleep, p["consecutive"], p["interval"],
-                                  p["timeout"], p["loading_timeout"])
-    if not report["passed"]:
-        module.fail_json(msg="%s: %s" % (base, report["reason"]), changed=False, **report)
-    module.exit_json(changed=False, **report)
+    def gate(base):
+        return lambda: health_gate.run_gate(lambda: probe(base), time.monotonic, time.sleep, p["consecutive"],
+                                            p["interval"], p["timeout"], p["loading_timeout"])
+
+    bases = [url.rstrip("/") for url in urls]
+    if p["url"] is not None:
+        report = gate(bases[0])()
+        if not report["passed"]:
+            module.fail_json(msg="%s: %s" % (bases[0], report["reason"]), changed=False, **report)
+        module.exit_json(changed=False, **report)
+    replicas = [dict(report, url=base) for base, report in zip(bases, health_gate.run_gates([gate(b) for b in bases]))]
+    result = dict(changed=False, passed=all(r["passed"] for r in replicas), replicas=replicas,
+                  seconds=max(r["seconds"] for r in replicas))
+    if not result["passed"]:
+        module.fail_json(msg="; ".join("%s: %s" % (r["url"], r["reason"]) for r in replicas if not r["passed"]),
+                         **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

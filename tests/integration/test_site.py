@@ -34,8 +34,22 @@ def test_apt_goes_through_the_lab_gateway(hosts, converged_lab):
         assert conf.exists and f'Acquire::http::Proxy "{proxy}";' in conf.content_string
         # apt itself reports the proxy it will use (the effective configuration).
         assert host.check_output("apt-config dump Acquire::http::Proxy") == f'Acquire::http::Proxy "{proxy}";'
-        for pkg in ("python3-apt", "sudo", "chrony", "curl", "ca-certificates"):
-            assert host.package(pkg).is_installed, pkg
+        assert installed(host, "python3-apt", "sudo", "chrony", "curl", "ca-certificates") == {
+            "python3-apt", "sudo", "chrony", "curl", "ca-certificates"}
+
+
+def installed(host, *packages):
+    """Which of packages dpkg has installed on host (one round trip for all of them)."""
+    out = host.run("dpkg-query -W -f '${Package} ${db:Status-Status}\\n' " + " ".join(packages)).stdout
+    return {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+
+
+def test_model_nodes_carry_no_compiler(hosts, converged_lab):
+    """The engines' virtualenvs need python3-venv only; python3-pip's recommends would put a compiler
+    toolchain on every GPU node (hardening guides flag compilers: Lynis HRDN-7222)."""
+    for name in converged_lab.load_inventory()["all"]["children"]["model_nodes"]["hosts"]:
+        assert installed(hosts[name], "python3-venv", "gcc", "g++", "build-essential", "python3-pip") == {
+            "python3-venv"}, name
 
 
 def test_pip_points_at_the_artifact_source(hosts, converged_lab):
@@ -46,10 +60,12 @@ def test_pip_points_at_the_artifact_source(hosts, converged_lab):
 
 
 def test_fleet_is_in_etc_hosts(hosts, converged_lab):
+    names = sorted(converged_lab.hosts)
     for name, host in hosts.items():
-        for other, address in converged_lab.hosts.items():
-            assert host.run(f"getent hosts {other}").stdout.split() == [address, other]
-        assert host.check_output("hostname") == name
+        # One lookup of every name per host (getent answers each in order).
+        lines = host.check_output("getent hosts " + " ".join(names) + "; hostname").splitlines()
+        assert [line.split() for line in lines[:-1]] == [[converged_lab.hosts[n], n] for n in names]
+        assert lines[-1] == name
 
 
 def test_time_settings(hosts):

@@ -37,8 +37,11 @@ def test_completion_seconds_from_every_hosts_gate():
                                    {"state": "ok", "completion_ms": 80.0}]}, {"skipped": True}]},
         {"skipped": True, "results": []},
         {"attempts": [{"state": "loading"}, {"state": "ok", "completion_ms": 100.0}]},
+        # A node's replicas gated at once, one of them failing (it gives no passing sample).
+        {"failed": True, "replicas": [{"attempts": [{"state": "ok", "completion_ms": 90.0}]},
+                                      {"attempts": [{"state": "failed", "reason": "refused"}]}]},
     ]
-    assert f.rolling_update_completion_seconds(registered) == [0.12, 0.08, 0.1]
+    assert f.rolling_update_completion_seconds(registered) == [0.12, 0.08, 0.1, 0.09]
     assert f.rolling_update_latency_budget([0.12, 0.08, 0.1], "3", 0, 0.25) == {"budget": 0.3, "baseline": 0.1}
 
 
@@ -46,3 +49,9 @@ def test_lb_list_reads_each_lbs_engine_and_socket():
     hostvars = {"lb1": {}, "lb2": {"load_balancer_engine": "nginx", "load_balancer_runtime_socket": "/run/x.sock"}}
     assert f.rolling_update_lb_list(["lb1", "lb2"], hostvars) == [
         {"host": "lb1", "engine": "haproxy", "socket": ""}, {"host": "lb2", "engine": "nginx", "socket": "/run/x.sock"}]
+
+
+def test_a_nodes_replicas_as_urls_on_the_node_itself():
+    from ansible_collections.llmfleet.cluster.plugins.filter import serving
+    plan = {"replicas": [{"index": 0, "port": 8000, "gpus": [0]}, {"index": 1, "port": "8001", "gpus": [1]}]}
+    assert serving.model_server_local_urls(plan) == ["http://127.0.0.1:8000", "http://127.0.0.1:8001"]

@@ -103,3 +103,19 @@ def test_readiness_answers(resp, kwargs, expected):
 def test_completion_answers(resp, expected):
     state, reason = hg.check_completion(resp, 2.0)
     assert state == expected[0] and reason.startswith(expected[1]), reason
+
+
+def test_gates_run_at_once_and_report_in_order_a_raising_one_as_failed():
+    import threading
+    started = threading.Barrier(3, timeout=2)  # passes only if all three gates run at the same time
+
+    def gate(value):
+        def run():
+            started.wait()
+            if value == "boom":
+                raise RuntimeError("probe crashed")
+            return {"passed": True, "reason": "", "value": value}
+        return run
+    reports = hg.run_gates([gate("a"), gate("boom"), gate("c")])
+    assert [r.get("value") for r in reports] == ["a", None, "c"]
+    assert reports[1]["passed"] is False and reports[1]["reason"] == "gate error: RuntimeError: probe crashed"

@@ -57,7 +57,7 @@ def args(port, **extra):
     base = {"url": "http://127.0.0.1:%d" % port, "interval": 0.05, "consecutive": 2, "timeout": 3,
             "loading_timeout": 5, "request_timeout": 2}
     base.update(extra)
-    return base
+    return {key: value for key, value in base.items() if value is not None}  # None: leave the option out
 
 
 def test_passes_after_loading_with_real_completions(module_runner, engine):
@@ -121,4 +121,52 @@ def test_a_server_that_hangs_is_bounded_by_request_timeout(module_runner):
 ])
 def test_bad_arguments(module_runner, bad, message):
     code, result = module_runner(health_gate.main, dict(args(1), **bad))
+    assert code == 1 and message in result["msg"], result["msg"]
+
+
+@pytest.fixture
+def second_engine():
+    handler = type("SecondEngine", (Engine,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_nodes_replicas_are_gated_at_once(module_runner, engine, second_engine):
+    """Two replicas loading 0.8 s each: gated together the call takes about 0.8 s, not 1.6 s."""
+    (one, one_handler), (two, two_handler) = engine, second_engine
+    one_handler.ready_at = two_handler.ready_at = time.monotonic() + 0.8
+    urls = ["http://127.0.0.1:%d" % one.server_port, "http://127.0.0.1:%d/" % two.server_port]
+    started = time.monotonic()
+    code, result = module_runner(health_gate.main, args(0, completion={"model": "m"}, url=None, urls=urls))
+    took = time.monotonic() - started
+    assert code == 0 and result["passed"], result
+    assert [r["url"] for r in result["replicas"]] == [urls[0], urls[1].rstrip("/")]
+    assert all(r["passed"] and r["attempts"][0]["state"] == "loading" for r in result["replicas"])
+    assert took < 1.5, took
+    assert result["seconds"] == max(r["seconds"] for r in result["replicas"])
+
+
+def test_one_replica_failing_fails_the_node_and_names_only_it(module_runner, engine, second_engine):
+    one, (two, two_handler) = engine[0], second_engine
+    two_handler.completion_body = '{"choices":[{"message":{"content":""}}]}'
+    urls = ["http://127.0.0.1:%d" % one.server_port, "http://127.0.0.1:%d" % two.server_port]
+    code, result = module_runner(health_gate.main, args(0, completion={"model": "m"}, timeout=0.5,
+                                                        url=None, urls=urls))
+    assert code == 1 and not result["passed"]
+    assert result["msg"].startswith(urls[1] + ": no 2 passing checks") and urls[0] not in result["msg"]
+    assert [r["passed"] for r in result["replicas"]] == [True, False]
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"urls": ["http://127.0.0.1:1"]}, "parameters are mutually exclusive: url|urls"),
+    ({"url": None}, "one of the following is required: url, urls"),
+    ({"url": None, "urls": []}, "urls: give at least one URL"),
+    ({"url": None, "urls": ["127.0.0.1:8000"]}, "urls: '127.0.0.1:8000' is not an http:// or https:// URL"),
+])
+def test_bad_url_lists(module_runner, bad, message):
+    code, result = module_runner(health_gate.main, args(1, **bad))
     assert code == 1 and message in result["msg"], result["msg"]
