@@ -44,12 +44,15 @@ def installed(host, *packages):
     return {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
 
 
-def test_model_nodes_carry_no_compiler(hosts, converged_lab):
-    """The engines' virtualenvs need python3-venv only; python3-pip's recommends would put a compiler
-    toolchain on every GPU node (hardening guides flag compilers: Lynis HRDN-7222)."""
+def test_llamacpp_nodes_carry_what_the_engine_needs_and_no_compiler(hosts, converged_lab):
+    """A llama.cpp node needs python3-venv and the OpenMP runtime its engine links, nothing more:
+    python3-pip's recommends would put a compiler toolchain on every GPU node (hardening guides flag
+    compilers: Lynis HRDN-7222). The engine imports, i.e. its libraries are all there."""
     for name in converged_lab.load_inventory()["all"]["children"]["model_nodes"]["hosts"]:
-        assert installed(hosts[name], "python3-venv", "gcc", "g++", "build-essential", "python3-pip") == {
-            "python3-venv"}, name
+        host = hosts[name]
+        assert installed(host, "python3-venv", "libgomp1", "gcc", "g++", "cpp", "build-essential",
+                         "python3-pip", "python3-dev") == {"python3-venv", "libgomp1"}, name
+        assert host.run("/opt/llmfleet/llamacpp/bin/python -c 'import xllamacpp'").rc == 0, name
 
 
 def test_pip_points_at_the_artifact_source(hosts, converged_lab):
