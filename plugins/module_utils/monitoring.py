@@ -22,7 +22,9 @@ import re
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import serving, validation, zones
 
-NO_ZONE = "none"
+# The zone label of a host without a zone. Not zones.NO_ZONE (""), the grouping key every play sorts
+# by: in Prometheus an empty label value is no label at all, and alerts group by zone.
+NO_ZONE_LABEL = "none"
 REPLICA_JOB = "model_replicas"
 # The HAProxy backend of the model replicas (roles/load_balancer/templates/haproxy.cfg.j2).
 HAPROXY_BACKEND = "llm"
@@ -79,7 +81,7 @@ def thresholds_problem(thresholds):
 # --- Targets --------------------------------------------------------------------------------
 
 def _zone(hostvars, host):
-    return str((hostvars.get(host) or {}).get("llmfleet_zone") or NO_ZONE)
+    return str((hostvars.get(host) or {}).get("llmfleet_zone") or NO_ZONE_LABEL)
 
 
 def _var(hostvars, host, name, default):
