@@ -94,6 +94,8 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
     loaded_at = None
     streak = 0
     attempts = []
+    # Why the streak last broke: a gate that times out after a pass says why it did not pass, not "ok".
+    last_failure = None
     while True:
         now = clock()
         state, reason, details = probe()
@@ -117,9 +119,12 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
                     return _report(True, "", attempts, start, now, loaded_at - start)
             else:
                 streak = 0
+                last_failure = reason or state
             if now - loaded_at >= timeout:
-                return _report(False, "no %d passing checks in a row within %.0f s of loading; last: %s"
-                               % (consecutive, timeout, reason or state), attempts, start, now, loaded_at - start)
+                why = "last: %s" % (reason or state) if state != "ok" or last_failure is None \
+                    else "last failure: %s (then %d passing)" % (last_failure, streak)
+                return _report(False, "no %d passing checks in a row within %.0f s of loading; %s"
+                               % (consecutive, timeout, why), attempts, start, now, loaded_at - start)
         sleep(interval)
 
 

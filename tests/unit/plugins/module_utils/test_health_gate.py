@@ -119,3 +119,20 @@ def test_gates_run_at_once_and_report_in_order_a_raising_one_as_failed():
     reports = hg.run_gates([gate("a"), gate("boom"), gate("c")])
     assert [r.get("value") for r in reports] == ["a", None, "c"]
     assert reports[1]["passed"] is False and reports[1]["reason"] == "gate error: RuntimeError: probe crashed"
+
+
+def test_a_gate_that_times_out_on_a_pass_names_the_failure_that_broke_the_streak():
+    """A slow release answers within its budget now and then: the timeout must say what failed (seen on
+    the lab: "last: ok" for a release whose completions were over the latency budget)."""
+    clock = Clock()
+    states = [("ok", ""), ("failed", "completion: 2.10 s, over the 1.49 s budget"), ("ok", "")] * 20
+
+    def probe():
+        clock.now += clock.step
+        state, reason = states.pop(0)
+        return state, reason, {}
+    report = hg.run_gate(probe, clock, clock.sleep, consecutive=3, interval=1, timeout=6, loading_timeout=60)
+    assert not report["passed"]
+    assert report["attempts"][-1]["state"] == "ok"
+    assert report["reason"] == ("no 3 passing checks in a row within 6 s of loading; "
+                                "last failure: completion: 2.10 s, over the 1.49 s budget (then 2 passing)")
