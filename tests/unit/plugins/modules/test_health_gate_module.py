@@ -42,15 +42,20 @@ class Engine(BaseHTTPRequestHandler):
         return self._send(200, self.completion_body)
 
 
-@pytest.fixture
-def engine():
-    handler = type("TestEngine", (Engine,), {"requests": []})
+def serve(name):
+    """A fake engine on a loopback port, with its own class state (ready_at, delays, requests)."""
+    handler = type(name, (Engine,), {"requests": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server, handler
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def engine():
+    yield from serve("TestEngine")
 
 
 def args(port, **extra):
@@ -126,13 +131,7 @@ def test_bad_arguments(module_runner, bad, message):
 
 @pytest.fixture
 def second_engine():
-    handler = type("SecondEngine", (Engine,), {"requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, handler
-    server.shutdown()
-    server.server_close()
+    yield from serve("SecondEngine")
 
 
 def test_a_nodes_replicas_are_gated_at_once(module_runner, engine, second_engine):
