@@ -3,10 +3,13 @@
 Physical limit of a zone-by-zone update: for each zone, the time its in-flight requests take to
 finish (the drain wait the LB module measured) plus the time a replica takes from restart to its
 first real completion (measured here by restarting one drained-free replica on its node and polling
-a chat completion on 127.0.0.1). The zones' replicas restart in parallel, so one restart-to-ready per
-zone. Overhead = everything else: Ansible's task round trips, the model_server role's checks, the
-gate's consecutive checks, the wait for HAProxy's rise checks. No soak (rolling_update_soak_seconds=0),
-no client load (drain waits are then ~0).
+a chat completion on 127.0.0.1; a native replica's unit in zone-a, a container in the lab's container
+zone: `docker restart`). The zones' replicas restart in parallel, so one restart-to-ready per zone, of
+the zone's runtime. The container zone's image pulls happen before any zone is drained (the result's
+`image_pulls`): they are printed apart, outside the limit and the zones' times. Overhead = everything
+else: Ansible's task round trips, the model_server role's checks, the gate's consecutive checks, the
+wait for HAProxy's rise checks. No soak (rolling_update_soak_seconds=0), no client load (drain waits
+are then ~0).
 
 Usage (lab up and site.yml applied): .venv/bin/python bench/rolling_update_bench.py
 It updates the lab to another llama.cpp context size and back (measured runs) and leaves the lab on
@@ -28,7 +31,7 @@ STATE = REPO / ".lab" / "ssh"
 PROBE = r'''
 import json, subprocess, sys, time, urllib.request
 body = json.dumps({"model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}).encode()
-subprocess.run(["sudo", "-n", "systemctl", "restart", "llmfleet-llm-1.service"], check=True)
+subprocess.run(["sudo", "-n"] + sys.argv[1:], check=True)
 t0 = time.monotonic()
 while time.monotonic() - t0 < 120:
     try:
@@ -57,8 +60,11 @@ def ssh(address, command, stdin=None):
                           text=True, timeout=300, check=False)
 
 
-def restart_to_ready(address):
-    proc = ssh(address, "python3 -", PROBE)
+RESTART = {"native": "systemctl restart llmfleet-llm-1.service", "container": "docker restart llmfleet-llm-1"}
+
+
+def restart_to_ready(address, runtime):
+    proc = ssh(address, f"python3 - {RESTART[runtime]}", PROBE)
     if proc.returncode != 0:
         sys.exit(f"restart probe failed: {proc.stderr}")
     return float(proc.stdout.strip())
@@ -80,10 +86,19 @@ def run_update(inventory, workdir, label):
 def main():
     inv, addresses = hosts()
     # The lab key is not needed: the probe talks to the replica on its node.
-    samples = [restart_to_ready(addresses["model-a1"]) for _sample in range(3)]
-    r2r = statistics.median(samples)
-    print(f"restart-to-first-completion of one replica: {', '.join('%.2f' % s for s in samples)} s "
-          f"(median {r2r:.2f} s)")
+    container_nodes = sorted(inv["all"]["children"]["model_nodes"].get("children", {}).get("container_nodes", {})
+                             .get("hosts", {}))
+    zone_of = {name: hv["llmfleet_zone"] for name, hv in inv["all"]["children"]["model_nodes"]["hosts"].items()}
+    probes = {"native": "model-a1", "container": container_nodes[0] if container_nodes else None}
+    r2r_of = {}
+    for runtime, node in probes.items():
+        if node is None:
+            continue
+        samples = [restart_to_ready(addresses[node], runtime) for _sample in range(3)]
+        r2r_of[runtime] = statistics.median(samples)
+        print(f"restart-to-first-completion of one {runtime} replica ({node}): "
+              f"{', '.join('%.2f' % s for s in samples)} s (median {r2r_of[runtime]:.2f} s)")
+    container_zones = {zone_of[n] for n in container_nodes}
     workdir = Path(tempfile.mkdtemp(prefix="llmfleet-bench-"))
     try:
         other = workdir / "inventory"
@@ -99,9 +114,13 @@ def main():
         for label, inventory in runs:
             wall, result = run_update(inventory, workdir, label.replace(" ", "_").replace(">", ""))
             zones = [z for z in result["zones"] if z["status"] == "updated"]
-            physical = sum(z.get("drain_wait_seconds", 0) + r2r for z in zones)
+            physical = sum(z.get("drain_wait_seconds", 0)
+                           + r2r_of["container" if z["zone"] in container_zones else "native"] for z in zones)
             zone_time = sum(z["seconds"]["total"] for z in zones)
             print(f"\n{label}: {len(zones)} zones updated")
+            for node, pull in sorted(result.get("image_pulls", {}).items()):
+                print(f"  image pull on {node} before any drain: {float(pull['seconds']):.2f} s "
+                      f"({'pulled' if pull['changed'] else 'already there'}: {pull['image']})")
             out_of_pool = 0.0
             for z in zones:
                 s = z["seconds"]

@@ -26,8 +26,10 @@ a dockerd on this machine instead (own data root and socket under .lab/docker, -
 --bridge=none: it changes nothing of this machine's network). They boot the same image, get
 SYS_ADMIN and NET_ADMIN/NET_RAW, seccomp unconfined, the host cgroup namespace and a writable
 /sys/fs/cgroup (what nested runc needs), never --privileged: /proc/sys stays read-only.
-They sit on their own internal docker network (LLMFLEET_LAB_DOCKER_SUBNET, default
-10.213.10.0/24) and reach a second gateway on that network's bridge address.
+They are started without a network (--network none) and joined to the lab network by the lab
+tool itself (a veth on the lab bridge, an address from the upper half of the subnet, which podman
+never hands out), so that they and podman hosts are one site: load balancers reach containerised
+model nodes, model nodes reach the registry on the infra host.
 
 nspawn hosts ("engine": "nspawn"): systemd-nspawn containers with a private network namespace, the
 one kind of lab host whose /proc/sys/net is writable (per host), so that namespaced net.* kernel
@@ -57,6 +59,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import engine_images  # noqa: E402  (lab/engine_images.py, beside this file)
+
 REPO = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("LLMFLEET_LAB_STATE", REPO / ".lab"))
 CONTAINERS_CONF = Path(__file__).resolve().parent / "containers.conf"
@@ -67,9 +72,9 @@ GATEWAY = str(next(SUBNET.hosts()))
 GATEWAY_PORT = int(os.environ.get("LLMFLEET_LAB_GATEWAY_PORT", "3142"))
 DEBIAN_MIRROR = os.environ.get("LLMFLEET_LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SECURITY_MIRROR = os.environ.get("LLMFLEET_LAB_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
-DOCKER_NETWORK = os.environ.get("LLMFLEET_LAB_DOCKER_NETWORK", "llmfleet-lab-docker")
-DOCKER_SUBNET = ipaddress.ip_network(os.environ.get("LLMFLEET_LAB_DOCKER_SUBNET", "10.213.10.0/24"))
-DOCKER_GATEWAY = str(next(DOCKER_SUBNET.hosts()))
+# Podman hands out the lower half of the subnet; the lab tool gives docker-engine hosts the upper.
+PODMAN_RANGE, ATTACHED_RANGE = SUBNET.subnets(prefixlen_diff=1)
+ADDRESS_LABEL = "llmfleet.address"
 # Short: unix socket paths and containerd's state dirs have length limits.
 DOCKER_EXEC_ROOT = Path("/run/llmfleet-lab-docker")
 NSPAWN_BRIDGE = os.environ.get("LLMFLEET_LAB_NSPAWN_BRIDGE", "llmfleet-ns0")
@@ -202,6 +207,20 @@ def image_tag() -> str:
     return f"localhost/llmfleet-lab:{SUITE}-{hashlib.sha256(recipe).hexdigest()[:12]}"
 
 
+def unmount_under(root: Path, mounts: Path = Path("/proc/mounts")) -> list[str]:
+    """Lazily unmount every mount at or below root, deepest first; returns what was unmounted."""
+    prefix = str(root.resolve()).rstrip("/") + "/"
+    points = []
+    for line in mounts.read_text().splitlines():
+        # /proc/mounts escapes blanks in paths as octal (\040).
+        point = line.split()[1].encode().decode("unicode_escape")
+        if (point + "/").startswith(prefix):
+            points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        run(["umount", "-l", point], check=False)
+    return sorted(points, key=len, reverse=True)
+
+
 def ensure_image() -> str:
     tag = image_tag()
     if podman("image", "exists", tag, check=False).returncode == 0:
@@ -210,10 +229,16 @@ def ensure_image() -> str:
     log(f"image {tag}: building with debootstrap from {DEBIAN_MIRROR}")
     STATE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=STATE, prefix="rootfs-") as rootfs:
-        run(["debootstrap", "--variant=minbase", f"--include={','.join(IMAGE_PACKAGES)}",
-            SUITE, rootfs, DEBIAN_MIRROR], capture=True)
+        try:
+            run(["debootstrap", "--variant=minbase", f"--include={','.join(IMAGE_PACKAGES)}",
+                SUITE, rootfs, DEBIAN_MIRROR], capture=True)
+        finally:
+            # debootstrap can leave the tree's /proc mounted (seen on a fresh machine: tar then read
+            # this machine's /proc into the image and the temporary tree could not be removed).
+            unmount_under(Path(rootfs))
         run(["sh", "-c", IMAGE_CUSTOMIZE, "customize", rootfs])
-        tar = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
+        tar = subprocess.Popen(["tar", "-C", rootfs, "--numeric-owner", "--one-file-system", "-c", "."],
+                               stdout=subprocess.PIPE)
         env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
         imp = subprocess.run(["podman", "import", "--change", 'CMD ["/sbin/init"]', "-", tag],
                              stdin=tar.stdout, env=env, capture_output=True, text=True, check=False)
@@ -233,14 +258,28 @@ def ensure_network() -> None:
     if podman("network", "exists", NETWORK, check=False).returncode == 0:
         info = json.loads(podman("network", "inspect", NETWORK).stdout)[0]
         subnets = [s["subnet"] for s in info.get("subnets", [])]
-        if str(SUBNET) not in subnets or not info.get("internal"):
-            raise LabError(f"network {NETWORK} exists with subnets {subnets} internal={info.get('internal')}; "
-                           f"expected internal {SUBNET}: remove it or set LLMFLEET_LAB_NETWORK")
+        ranges = [s.get("lease_range", {}).get("end_ip") for s in info.get("subnets", [])]
+        if str(SUBNET) not in subnets or not info.get("internal") or str(PODMAN_RANGE.broadcast_address) not in ranges:
+            raise LabError(f"network {NETWORK} exists with subnets {subnets} internal={info.get('internal')} "
+                           f"leases ending at {ranges}; expected internal {SUBNET} leasing {PODMAN_RANGE}: "
+                           f"take the labs down (lab/llmfleet_lab.py down --all) or set LLMFLEET_LAB_NETWORK")
         return
     # --internal: no NAT, no default route inside the hosts; the gateway address lives on
-    # this machine's bridge, where the proxy listens.
+    # this machine's bridge, where the proxy listens. Podman leases the lower half only.
     podman("network", "create", "--internal", "--disable-dns", "--subnet", str(SUBNET),
-           "--gateway", GATEWAY, NETWORK)
+           "--gateway", GATEWAY, "--ip-range", str(PODMAN_RANGE), NETWORK)
+
+
+def ensure_lab_bridge() -> str:
+    """The lab network's bridge with the gateway address. Podman creates it with its first host on
+    the network; a lab whose docker-engine hosts come first (or alone) creates it as podman would
+    (podman then uses it as it is, and never removes a bridge that still has ports)."""
+    bridge = json.loads(podman("network", "inspect", NETWORK).stdout)[0]["network_interface"]
+    if run(["ip", "link", "show", bridge], check=False).returncode != 0:
+        run(["ip", "link", "add", bridge, "type", "bridge"])
+        run(["ip", "addr", "add", f"{GATEWAY}/{SUBNET.prefixlen}", "dev", bridge])
+        run(["ip", "link", "set", bridge, "up"])
+    return bridge
 
 
 def _pidfile(name: str) -> Path:
@@ -326,7 +365,7 @@ def ensure_artifacts() -> None:
 
 
 def ensure_docker_engine(image: str) -> None:
-    """This machine's dockerd for docker-engine hosts, the image loaded into it, their network."""
+    """This machine's dockerd for docker-engine hosts and the image loaded into it."""
     if not _alive("dockerd"):
         if shutil.which("dockerd") is None:
             raise LabError("docker-engine hosts need dockerd on this machine (apt-get install docker.io; "
@@ -352,10 +391,6 @@ def ensure_docker_engine(image: str) -> None:
         save.wait()
         if load.returncode != 0 or save.returncode != 0:
             raise LabError(f"loading {image} into the lab's dockerd failed: {load.stderr.strip()}")
-    if docker("network", "inspect", DOCKER_NETWORK, check=False).returncode != 0:
-        docker("network", "create", "--internal", "--subnet", str(DOCKER_SUBNET), "--gateway", DOCKER_GATEWAY,
-               "-o", "com.docker.network.bridge.name=llmfleet-dk0", DOCKER_NETWORK)
-    ensure_services("gateway-docker", DOCKER_GATEWAY)
 
 
 def sweep_stale_netns() -> None:
@@ -384,9 +419,6 @@ def sweep_stale_netns() -> None:
 
 
 def stop_docker_engine(purge: bool) -> None:
-    if _alive("dockerd"):
-        docker("network", "rm", DOCKER_NETWORK, check=False)
-    stop_services("gateway-docker")
     stop_services("dockerd")
     sweep_stale_netns()
     if purge:
@@ -451,8 +483,9 @@ def host_address(cname: str, engine: str = "podman") -> str:
     if engine == "nspawn":
         return _nspawn_record(cname)["address"]
     info = json.loads(engine_cli(engine)("inspect", cname).stdout)[0]
-    nets = info["NetworkSettings"]["Networks"]
-    return nets[DOCKER_NETWORK if engine == "docker" else NETWORK]["IPAddress"]
+    if engine == "docker":
+        return info["Config"]["Labels"][ADDRESS_LABEL]
+    return info["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
 
 
 def start_host(lab: str, spec: HostSpec, image: str) -> None:
@@ -464,6 +497,8 @@ def start_host(lab: str, spec: HostSpec, image: str) -> None:
     existing = cli("inspect", cname, check=False)
     if existing.returncode == 0:
         if json.loads(existing.stdout)[0]["State"].get("Running"):
+            if spec.engine == "docker":
+                attach_to_lab_network(cname, host_address(cname, "docker"))
             return
         cli("rm", "-f", "-v", cname)
     cmd = [
@@ -475,9 +510,11 @@ def start_host(lab: str, spec: HostSpec, image: str) -> None:
         "--dns", "127.0.0.1",
         *[arg for volume in spec.volumes for arg in ("-v", volume)],
     ]
+    address = spec.address
     if spec.engine == "docker":
+        address = address or _free_attached_address()
         cmd += [
-            "--network", DOCKER_NETWORK,
+            "--network", "none", "--label", f"{ADDRESS_LABEL}={address}",
             # What a systemd host running its own dockerd needs (lab-facts.md); not --privileged,
             # so /proc/sys stays read-only and no sysctl reaches this machine's kernel.
             "--cap-add", "SYS_ADMIN", *[arg for cap in spec.capabilities for arg in ("--cap-add", cap)],
@@ -493,10 +530,39 @@ def start_host(lab: str, spec: HostSpec, image: str) -> None:
             # The host owns /etc/hosts, as a real server does (the base role writes the fleet into it).
             "--no-hosts",
             "--cap-add", ",".join(spec.capabilities),
+            *(["--ip", address] if address else []),
         ]
-    if spec.address:
-        cmd += ["--ip", spec.address]
     cli(*cmd, image, "/sbin/init")
+    if spec.engine == "docker":
+        attach_to_lab_network(cname, address)
+
+
+def _free_attached_address() -> str:
+    used = set(docker("ps", "-a", "--format", f'{{{{.Label "{ADDRESS_LABEL}"}}}}').stdout.split())
+    for address in ATTACHED_RANGE.hosts():
+        if str(address) not in used and address != ATTACHED_RANGE.broadcast_address:
+            return str(address)
+    raise LabError(f"no free address left for docker-engine hosts in {ATTACHED_RANGE}")
+
+
+def attach_to_lab_network(cname: str, address: str) -> None:
+    """Join a docker-engine host (started with --network none) to the lab network, as podman joins
+    its own hosts: a veth pair, one end on the lab bridge, the other the host's eth0 with its
+    address and no route beyond the subnet. Idempotent: a host that has its address is left alone.
+    The pair goes away with the host's network namespace."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", cname).stdout.strip()
+    inside = ["nsenter", "-t", pid, "-n", "--", "ip"]
+    outer = "lfd" + hashlib.sha256(cname.encode()).hexdigest()[:11]  # interface names: 15 chars at most
+    bridge = ensure_lab_bridge()
+    if (f" {address}/" in run([*inside, "-o", "-4", "addr", "show", "dev", "eth0"], check=False).stdout
+            and f" master {bridge} " in run(["ip", "-o", "link", "show", outer], check=False).stdout):
+        return
+    run(["ip", "link", "del", outer], check=False)
+    run([*inside, "link", "del", "eth0"], check=False)
+    run(["ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", pid])
+    run(["ip", "link", "set", outer, "master", bridge, "up"])
+    run([*inside, "addr", "add", f"{address}/{SUBNET.prefixlen}", "dev", "eth0"])
+    run([*inside, "link", "set", "eth0", "up"])
 
 
 def host_diagnostics(cname: str, engine: str) -> str:
@@ -726,17 +792,24 @@ def forget_host_keys(addresses: list[str]) -> None:
 
 # ---------------------------------------------------------------- topology and inventory
 
-def default_topology(zones: int, model_nodes: int, lbs: int, infra: int) -> list[HostSpec]:
+def default_topology(zones: int, model_nodes: int, lbs: int, infra: int, container_zones: int = 0) -> list[HostSpec]:
+    """The lab's site. The model nodes of the last `container_zones` zones run their replicas as
+    containers (docker-engine hosts, group container_nodes), pulled from the private registry on
+    the first infra host (group registry); the other zones run native replicas: a fleet moving
+    from one runtime to the other, and both paths under the same load balancers and updates."""
     specs: list[HostSpec] = []
     zone_names = [f"zone-{chr(ord('a') + i)}" for i in range(zones)]
-    for zone in zone_names:
+    for index, zone in enumerate(zone_names):
+        in_containers = index >= zones - container_zones
         for i in range(1, model_nodes + 1):
-            specs.append(HostSpec(f"model-{zone[-1]}{i}", ["model_nodes"], zone))
+            specs.append(HostSpec(f"model-{zone[-1]}{i}", ["model_nodes", "container_nodes"] if in_containers
+                                  else ["model_nodes"], zone, engine="docker" if in_containers else "podman"))
     for i in range(1, lbs + 1):
         # Load balancers are spread over zones too, so that one zone's loss leaves one standing.
         specs.append(HostSpec(f"lb{i}", ["load_balancers"], zone_names[(i - 1) % zones] if zones else None))
     for i in range(1, infra + 1):
-        specs.append(HostSpec(f"infra{i}", ["infra"], zone_names[(i - 1) % zones] if zones else None))
+        groups = ["infra", "registry"] if i == 1 and container_zones else ["infra"]
+        specs.append(HostSpec(f"infra{i}", groups, zone_names[(i - 1) % zones] if zones else None))
     return specs
 
 
@@ -762,24 +835,40 @@ def service_urls(address: str = GATEWAY) -> dict:
     }
 
 
-def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str]) -> dict:
+def registry_password(lab: str) -> str:
+    """The lab registry's account password: random, made once per lab, kept in the lab's state."""
+    path = STATE / "labs" / lab / "registry-password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(hashlib.sha256(os.urandom(32)).hexdigest()[:32] + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str], images: dict | None = None) -> dict:
     key = ssh_key()
     known = STATE / "ssh" / "known_hosts"
     urls = service_urls()
     groups: dict[str, dict] = {}
     for spec in specs:
         hostvars = {"ansible_host": addresses[spec.name]}
-        if spec.engine in ("docker", "nspawn"):
-            # Same services, reached on the engine's own bridge address.
-            engine_urls = service_urls(DOCKER_GATEWAY if spec.engine == "docker" else NSPAWN_GATEWAY)
+        if spec.engine != "podman":
+            hostvars["llmfleet_lab_engine"] = spec.engine
+        if spec.engine == "nspawn":
+            # Same services, reached on the nspawn bridge's address.
+            engine_urls = service_urls(NSPAWN_GATEWAY)
             hostvars.update({"base_apt_proxy": engine_urls["apt_proxy"],
                              "base_pip_find_links": f"{engine_urls['artifacts']}/wheels/",
-                             "llmfleet_lab_services": engine_urls, "llmfleet_lab_engine": spec.engine})
+                             "llmfleet_lab_services": engine_urls})
         hostvars.update(spec.extra_vars)
         if spec.zone:
             hostvars["llmfleet_zone"] = spec.zone
         for group in spec.groups:
             groups.setdefault(group, {"hosts": {}})["hosts"][spec.name] = hostvars
+    if "container_nodes" in groups:
+        # A child of model_nodes, so that its group_vars (the docker runtime) win over model_nodes' (a
+        # sibling group's would lose: Ansible merges groups of one depth in name order).
+        groups["model_nodes"]["children"] = {"container_nodes": groups.pop("container_nodes")}
     return {
         "all": {
             "vars": {
@@ -794,6 +883,11 @@ def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str]) -> dic
                 "base_operator_ssh_public_keys": [operator_key().with_suffix(".pub").read_text().strip()],
                 "llmfleet_lab_name": lab,
                 "llmfleet_lab_services": urls,
+                # The site CA (made by the registry role) and the engine builds (lab/engine_images.py).
+                "llmfleet_lab_pki_dir": str(STATE / "labs" / lab / "pki"),
+                "llmfleet_lab_engine_images": [{"source": f"docker-archive:{path}", "name": f"engines/llamacpp:{build}"}
+                                               for build, path in (images or {}).items()],
+                "llmfleet_lab_registry_password": registry_password(lab),
             },
             "children": groups,
         }
@@ -818,7 +912,7 @@ def cmd_up(args) -> dict:
     if args.hosts_json:
         specs = parse_host_specs(args.hosts_json)
     else:
-        specs = default_topology(args.zones, args.model_nodes, args.lbs, args.infra)
+        specs = default_topology(args.zones, args.model_nodes, args.lbs, args.infra, args.container_zones)
     image = ensure_image()
     t_image = time.monotonic() - started
     ensure_network()
@@ -834,12 +928,16 @@ def cmd_up(args) -> dict:
         start_host(args.name, spec, image)
     ensure_services()
     ensure_artifacts()
+    images = {}
+    if any("container_nodes" in s.groups for s in specs):
+        wheel = sorted((STATE / "artifacts" / "wheels").glob("xllamacpp-*.whl"))[-1]
+        images = engine_images.ensure(podman, image, wheel, STATE / "artifacts" / "images", log)
     addresses = {s.name: host_address(container_name(args.name, s.name), s.engine) for s in specs}
     for spec in specs:
         addresses[spec.name] = ensure_ssh(args.name, spec, image, addresses[spec.name])
         install_admin_account(container_name(args.name, spec.name), spec.engine)
     scan_host_keys(list(addresses.values()))
-    inv = inventory(args.name, specs, addresses)
+    inv = inventory(args.name, specs, addresses, images)
     path = Path(args.inventory) if args.inventory else inventory_path(args.name)
     write_yaml_inventory(path, inv)
     elapsed = time.monotonic() - started
@@ -875,13 +973,18 @@ def cmd_down(args) -> dict:
         path = inventory_path(lab)
         if path.exists():
             path.unlink()
+        # The lab's site CA and registry password go with it.
+        shutil.rmtree(STATE / "labs" / lab, ignore_errors=True)
     if not nspawn_hosts():
         remove_nspawn_network()
     if not lab_hosts():
         stop_docker_engine(args.purge)
         stop_services()
         if podman("network", "exists", NETWORK, check=False).returncode == 0:
+            bridge = json.loads(podman("network", "inspect", NETWORK).stdout)[0]["network_interface"]
             podman("network", "rm", NETWORK)
+            # Podman removes the bridge it made; not one the lab tool made (ensure_lab_bridge).
+            run(["ip", "link", "del", bridge], check=False)
         if args.purge:
             for line in podman("images", "--format", "{{.Repository}}:{{.Tag}}", "localhost/llmfleet-lab").stdout.split():
                 podman("rmi", "-f", line, check=False)
@@ -912,6 +1015,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--model-nodes", type=int, default=2, help="model nodes per zone")
     up.add_argument("--lbs", type=int, default=2)
     up.add_argument("--infra", type=int, default=1)
+    up.add_argument("--container-zones", type=int, default=1,
+                    help="zones (the last ones) whose model nodes run containers from the lab registry")
     up.add_argument("--hosts-json", help='explicit hosts: [{"name":..,"groups":[..],"zone":..,"vars":{..}}]')
     up.add_argument("--inventory", help="where to write the inventory")
     down = sub.add_parser("down", help="remove a lab")

@@ -21,7 +21,8 @@ description:
     member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine)
     (an engine's ports and paths), C(llmfleet_host_addresses), C(llmfleet_host_networks) (hosts' addresses, as /32 networks) and
     C(llmfleet_models_problem), C(model_server_local_urls) (a node's replicas as URLs on the node itself) and
-    C(model_server_container) (community.docker.docker_container arguments).
+    C(model_server_container) (community.docker.docker_container arguments) and
+    C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests).
 options:
   _input:
     description: Replica count.
@@ -92,9 +93,9 @@ def llmfleet_lb_members(model_hosts, hostvars):
 
 
 def model_server_command(engine, model_path, model_name, port, gpus=None, extra_args=None, runtime="systemd",
-                         python="python3", host="0.0.0.0"):
+                         python="python3", host="0.0.0.0", llamacpp=None):
     return serving.engine_command(engine, model_path, model_name, port, host=host, gpus=gpus or [],
-                                  extra_args=extra_args or [], runtime=runtime, python=python)
+                                  extra_args=extra_args or [], runtime=runtime, python=python, llamacpp=llamacpp)
 
 
 def model_server_environment(engine, port, model_path, gpus=None, runtime="systemd", extra=None):
@@ -128,6 +129,13 @@ def model_server_local_urls(plan):
     return ["http://127.0.0.1:%d" % int(replica["port"]) for replica in plan["replicas"]]
 
 
+def model_server_pinned_image(reference, repo_digests):
+    try:
+        return serving.pinned_image(reference, repo_digests)
+    except ValueError as exc:
+        raise AnsibleFilterError("model_server_image: " + str(exc))
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -142,4 +150,5 @@ class FilterModule(object):
             "llmfleet_host_networks": llmfleet_host_networks,
             "llmfleet_models_problem": llmfleet_models_problem,
             "model_server_local_urls": model_server_local_urls,
+            "model_server_pinned_image": model_server_pinned_image,
         }

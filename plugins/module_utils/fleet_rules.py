@@ -26,6 +26,7 @@ HOST_PORT_PATTERN = re.compile(r"^[^\s:/]+:[0-9]+$")
 CLIENT_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 API_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{24,}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 # HAProxy server names are HOST-rINDEX; HAProxy accepts letters, digits and - _ . : in names.
 HAPROXY_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 API_KEY_FIELDS = ("client", "key", "rate_limit")
@@ -160,11 +161,56 @@ def docker_rules(v):
         yield "docker_data_root: %s is not an absolute path" % root
     if v.get("docker_default_runtime") == "nvidia" and v.get("docker_nvidia_runtime") == "disabled":
         yield "docker_default_runtime: nvidia, but docker_nvidia_runtime is disabled"
+    seen = {}
+    for index, entry in enumerate(v.get("docker_registries") or []):
+        yield from _registry_entry_problems(index, entry, seen)
     owned = sorted(set(v.get("docker_daemon_options") or {}) & set(v.get("__docker_owned_keys") or ()))
     if owned:
         yield ("docker_daemon_options: sets %s, which the role sets from its own variables (docker_log_max_size, "
                "docker_log_max_file, docker_live_restore, docker_data_root, docker_default_runtime): set those instead"
                % ", ".join(owned))
+
+
+def _registry_entry_problems(index, entry, seen):
+    where = "docker_registries[%d]" % index
+    address = str(entry.get("address", ""))
+    if not HOST_PORT_PATTERN.match(address):
+        yield "%s: address: %s is not HOST:PORT as image names give it" % (where, _d(entry.get("address")))
+    elif address in seen:
+        yield "%s: address: %s is also docker_registries[%d]" % (where, address, seen[address])
+    seen.setdefault(address, index)
+    for field in ("username", "password"):
+        if not entry.get(field):
+            yield "%s (%s): %s: not set (a private registry needs an account; the engine logs in with it)" % (
+                where, address, field)
+    ca = entry.get("ca_certificate") or ""
+    if ca and not str(ca).strip().startswith(PEM_CERTIFICATE):
+        yield "%s (%s): ca_certificate: not a PEM certificate (%s...)" % (where, address, PEM_CERTIFICATE)
+
+
+def registry_rules(v):
+    users = v.get("registry_users") or []
+    if not users:
+        yield "registry_users: empty: the registry serves listed accounts only; list at least one"
+    names = {}
+    for index, user in enumerate(users):
+        name = str(user.get("name", ""))
+        if not CLIENT_PATTERN.match(name):
+            yield "registry_users[%d]: name: %s needs letters, digits, ._- (up to 64)" % (index, _d(user.get("name")))
+        elif name in names:
+            yield "registry_users[%d]: name: %s is also registry_users[%d]" % (index, name, names[name])
+        names.setdefault(name, index)
+        if len(str(user.get("password") or "")) < 12:
+            yield "registry_users[%d] (%s): password: 12 or more characters needed" % (index, name)
+    yield from _list_rules(v, "registry_allowed_networks", validation.cidr_problem)
+    cert, key = v.get("registry_tls_certificate") or "", v.get("registry_tls_private_key") or ""
+    if bool(cert) != bool(key):
+        yield "registry_tls_certificate: give both the certificate and registry_tls_private_key, or neither"
+    elif cert and not cert.strip().startswith(PEM_CERTIFICATE):
+        yield "registry_tls_certificate: not a PEM certificate (%s...)" % PEM_CERTIFICATE
+    elif not cert and not str(v.get("registry_ca_dir") or "").startswith("/"):
+        yield ("registry_ca_dir: %s is not an absolute path on the controller (where the site CA that signs the "
+               "registry's certificate is kept), and no registry_tls_certificate is given" % _d(v.get("registry_ca_dir")))
 
 
 def model_store_rules(v):
@@ -210,6 +256,10 @@ def model_server_rules(v):
     if not str(v.get("model_server_model_path", "")).startswith("/"):
         yield "model_server_model_path: %s is not an absolute path on the node" % v.get("model_server_model_path")
     yield from _list_rules(v, "model_server_allowed_networks", validation.cidr_problem)
+    if v.get("model_server_image"):
+        problem = validation.image_problem(v["model_server_image"])
+        if problem:
+            yield "model_server_image: " + problem
 
 
 def _api_key_problem(index, entry):
@@ -337,6 +387,7 @@ ROLE_RULES = {
     "nvidia_driver": nvidia_driver_rules,
     "nvidia_container_toolkit": nvidia_container_toolkit_rules,
     "docker": docker_rules,
+    "registry": registry_rules,
     "model_store": model_store_rules,
     "model_weights": model_weights_rules,
     "model_server": model_server_rules,

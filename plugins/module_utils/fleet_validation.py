@@ -37,6 +37,7 @@ ROLE_SCOPES = (
     ("ssh_hardening", None, None, True),
     ("nvidia_driver", "model_nodes", None, True),
     ("nvidia_container_toolkit", "model_nodes", None, True),
+    ("registry", "registry", None, True),
     ("docker", "model_nodes", None, True),
     ("model_store", "infra", "llmfleet_validate_serving", True),
     ("model_weights", "model_nodes", "llmfleet_validate_serving", True),
@@ -198,6 +199,8 @@ def host_ports(groups, roles):
         ports.append((roles["node_exporter"].get("node_exporter_port"), "node_exporter_port"))
     if "prometheus" in roles:
         ports.append((roles["prometheus"].get("prometheus_port"), "prometheus_port"))
+    if "registry" in roles:
+        ports.append((roles["registry"].get("registry_port"), "registry_port"))
     if "model_store" in roles:
         ports += [(2049, "model_store (NFS)"), (111, "model_store (rpcbind)"),
                   (roles["model_store"].get("model_store_mountd_port"), "model_store_mountd_port")]

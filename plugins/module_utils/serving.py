@@ -189,9 +189,10 @@ def _flag_args(extra_args):
 
 
 def engine_command(engine, model_path, model_name, port, host="0.0.0.0", gpus=(), extra_args=(), runtime="systemd",
-                   launcher="/usr/local/lib/llmfleet/llamacpp_serve.py", python="python3"):
+                   launcher="/usr/local/lib/llmfleet/llamacpp_serve.py", python="python3", llamacpp=None):
     """Command line of one replica. In a container the engine listens on its own port (the
-    container port is published as the replica's port); natively on the replica's port."""
+    container port is published as the replica's port); natively on the replica's port.
+    llamacpp: {"parallel", "ctx_size", "threads"} of a llama.cpp replica (slots, context, CPU threads)."""
     spec = ENGINES[engine]
     listen_port = spec["container_port"] if runtime == "docker" else port
     if engine == "vllm":
@@ -210,17 +211,17 @@ def engine_command(engine, model_path, model_name, port, host="0.0.0.0", gpus=()
         # Ollama takes its address and model store from the environment (see engine_environment).
         cmd = ["serve"] if runtime == "docker" else ["ollama", "serve"]
     else:  # llamacpp
-        if runtime == "docker":
-            cmd = ["-m", model_path, "--alias", model_name, "--host", host, "--port", str(listen_port), "--metrics"]
-            if gpus:
-                cmd += ["-ngl", "999"]
-        else:
-            # xllamacpp ships llama.cpp's server as a library without a command: our launcher
-            # (roles/model_server/files/llamacpp_serve.py) takes the server's own flag names.
-            cmd = [python, launcher, "--model", model_path, "--alias", model_name, "--host", host,
-                   "--port", str(listen_port), "--metrics"]
-            if gpus:
-                cmd += ["--n-gpu-layers", "999"]
+        # llama.cpp's server's own long flag names, which its image's entrypoint (llama-server) and
+        # our launcher (roles/model_server/files/llamacpp_serve.py: xllamacpp ships the server as a
+        # library without a command) both take. In a container the image's entrypoint runs it.
+        cmd = ([] if runtime == "docker" else [python, launcher]) + [
+            "--model", model_path, "--alias", model_name, "--host", host, "--port", str(listen_port), "--metrics"]
+        if gpus:
+            cmd += ["--n-gpu-layers", "999"]
+        options = llamacpp or {}
+        for flag, key in (("--parallel", "parallel"), ("--ctx-size", "ctx_size"), ("--threads", "threads")):
+            if options.get(key) not in (None, ""):
+                cmd += [flag, str(options[key])]
     return cmd + _flag_args(extra_args)
 
 
@@ -240,7 +241,8 @@ def engine_environment(engine, port, model_path, gpus=(), runtime="systemd", ext
 
 
 def docker_container(engine, image, name, replica, model_path, model_name, bind_address="0.0.0.0",
-                     extra_args=(), environment=None, memory="", cpus=0, stop_timeout=None, shm_size=None):
+                     extra_args=(), environment=None, memory="", cpus=0, stop_timeout=None, shm_size=None,
+                     llamacpp=None):
     """Arguments for community.docker.docker_container for one replica."""
     spec = ENGINES[engine]
     model_dir = model_path if engine in ("ollama", "tgi", "vllm") else model_path.rsplit("/", 1)[0]
@@ -248,7 +250,7 @@ def docker_container(engine, image, name, replica, model_path, model_name, bind_
         "name": name,
         "image": image or spec["image"],
         "command": engine_command(engine, model_path, model_name, replica["port"], gpus=replica["gpus"],
-                                  extra_args=extra_args, runtime="docker"),
+                                  extra_args=extra_args, runtime="docker", llamacpp=llamacpp),
         "env": engine_environment(engine, replica["port"], model_path, replica["gpus"], "docker", environment),
         "published_ports": ["%s:%d:%d" % (bind_address, replica["port"], spec["container_port"])],
         # Weights are read-only for the engine, wherever they come from (NFS mount or staged copy).
@@ -256,8 +258,11 @@ def docker_container(engine, image, name, replica, model_path, model_name, bind_
         "restart_policy": "unless-stopped",
         "stop_timeout": stop_timeout or spec["stop_timeout"],
         "healthcheck": {
-            # Engine images differ in what they ship; bash's /dev/tcp needs no curl in the image.
-            "test": ["CMD-SHELL", "exec 3<>/dev/tcp/127.0.0.1/%d" % spec["container_port"]],
+            # Healthy once the engine says it is ready (its health path answers 200; llama.cpp and
+            # vLLM answer 503 or nothing while loading). Engine images differ in what they ship: bash's
+            # /dev/tcp needs no curl. bash, not CMD-SHELL: /bin/sh is dash in Debian and Ubuntu images.
+            "test": ["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/%d && printf 'GET %s HTTP/1.0\\r\\n\\r\\n' >&3 "
+                     "&& head -n 1 <&3 | grep -q ' 200 '" % (spec["container_port"], spec["health_path"])],
             "interval": "10s", "timeout": "5s", "retries": 3, "start_period": "600s",
         },
         "labels": {"llmfleet.engine": engine, "llmfleet.replica": str(replica["index"])},
@@ -274,6 +279,41 @@ def docker_container(engine, image, name, replica, model_path, model_name, bind_
     if cpus:
         params["cpus"] = cpus
     return params
+
+
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def image_repository(reference):
+    """The repository of an image reference, without tag or digest, as the engine names it
+    (Docker Hub's docker.io/ and library/ prefixes dropped)."""
+    name = reference.split("@", 1)[0]
+    head, _sep, last = name.rpartition("/")
+    if ":" in last:
+        name = (head + "/" if head else "") + last.split(":", 1)[0]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/", "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    if name.startswith("library/"):
+        name = name[len("library/"):]
+    return name
+
+
+def pinned_image(reference, repo_digests):
+    """REPOSITORY@sha256:... that `reference` resolved to, from the pulled image's RepoDigests: what
+    the replicas run and the release records, so that a tag moved later cannot change a rollback."""
+    repository = image_repository(reference)
+    if "@" in reference:
+        digest = reference.split("@", 1)[1]
+        if DIGEST_PATTERN.match(digest):
+            return "%s@%s" % (repository, digest)
+    for entry in repo_digests or []:
+        repo, _sep, digest = str(entry).partition("@")
+        if image_repository(repo) == repository and DIGEST_PATTERN.match(digest):
+            return "%s@%s" % (repository, digest)
+    raise ValueError("%s: the engine holds no registry digest of it (RepoDigests: %s): an image has one once it is "
+                     "pulled from a registry" % (reference, ", ".join(map(str, repo_digests or [])) or "none"))
 
 
 def host_addresses(hosts, hostvars):

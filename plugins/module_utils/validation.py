@@ -44,6 +44,27 @@ def _describe(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# An image reference as Docker's distribution parses it: [REGISTRY[:PORT]/]PATH[:TAG][@DIGEST]; a
+# digest pin is sha256 with 64 hex digits (what the registry and the engine address content by).
+_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"
+IMAGE_PATTERN = re.compile(r"^(?:%s/)?%s(?:/%s)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@(?P<digest>[^@]+))?$"
+                           % (_IMAGE_DOMAIN, _IMAGE_COMPONENT, _IMAGE_COMPONENT))
+DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def image_problem(value):
+    """'' if value is an image reference (tag or digest pin), else what is wrong."""
+    if not isinstance(value, str) or not value:
+        return "%s is not an image reference" % _describe(value)
+    match = IMAGE_PATTERN.match(value)
+    if not match:
+        return "%s is not an image reference such as registry:5000/team/engine:1.2 or ...@sha256:<64 hex>" % _describe(value)
+    if match.group("digest") is not None and not DIGEST_PATTERN.match(match.group("digest")):
+        return "%s: the digest pin %s is not sha256:<64 hex digits>" % (value, match.group("digest"))
+    return ""
+
+
 def url_problem(value, schemes=("http", "https")):
     """'' if value is an absolute URL with one of schemes, a host and a valid port."""
     if not isinstance(value, str):

@@ -40,6 +40,23 @@ class Lab:
         text = self.inventory.read_text()
         return json.loads(text[text.index("{"):])
 
+    def container_nodes(self):
+        """Model nodes whose replicas are containers (the lab's container zone)."""
+        model_nodes = self.load_inventory()["all"]["children"]["model_nodes"]
+        return set(model_nodes.get("children", {}).get("container_nodes", {}).get("hosts", {}))
+
+    def replica_pid_command(self, node, indexes=(0, 1)):
+        """A command that prints the main PID of each replica of node (systemd unit or container)."""
+        if node in self.container_nodes():
+            return "sudo -n docker inspect -f '{{.State.Pid}}' " + " ".join(f"llmfleet-llm-{i}" for i in indexes)
+        return "systemctl show -P MainPID " + " ".join(f"llmfleet-llm-{i}.service" for i in indexes)
+
+    def kill_replica(self, node, index):
+        """SIGKILL one replica's main process, as a crash would: systemd or Docker's restart policy brings it back."""
+        if node in self.container_nodes():
+            return self.ssh(node, f"sudo -n kill -KILL $(sudo -n docker inspect -f '{{{{.State.Pid}}}}' llmfleet-llm-{index})")
+        return self.ssh(node, f"sudo -n systemctl kill -s SIGKILL llmfleet-llm-{index}.service")
+
     def ssh(self, host, command, user=None, key=None, timeout=120):
         """Run command on host over a fresh SSH connection, as the lab's admin account by default
         (root has no key and, once hardened, no login: use sudo -n)."""

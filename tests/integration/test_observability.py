@@ -121,7 +121,7 @@ def test_a_stopped_replica_goes_down_and_its_alert_fires_after_its_for(converged
     hold = _seconds(LAB_VARS["prometheus_alert_replica_down_for"])
     latest = hold + sum(_seconds(LAB_VARS[k]) for k in (
         "prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_scrape_timeout")) + 5
-    host, unit, victim = "model-c2", "llmfleet-llm-1.service", "model-c2-r1"
+    host, unit, victim = "model-b2", "llmfleet-llm-1.service", "model-b2-r1"
     assert prometheus.up(instance=victim) == {victim: "1"}
     assert not prometheus.alerts("LLMReplicaDown"), "an alert is already active"
     stop = lab.ssh(host, f"sudo -n systemctl stop {unit}")
@@ -151,8 +151,8 @@ def test_a_stopped_replica_goes_down_and_its_alert_fires_after_its_for(converged
     assert hold <= firing_at <= latest, f"fired after {firing_at:.1f} s; its for is {hold} s"
     assert len(firing) == 1
     labels = firing[0]["labels"]
-    assert (labels["instance"], labels["zone"], labels["host"], labels["severity"]) == (victim, "zone-c", host, "critical")
-    assert firing[0]["annotations"]["summary"] == f"Model replica {victim} in zone-c is down"
+    assert (labels["instance"], labels["zone"], labels["host"], labels["severity"]) == (victim, "zone-b", host, "critical")
+    assert firing[0]["annotations"]["summary"] == f"Model replica {victim} in zone-b is down"
 
     # Back: up again and the alert resolves (the next tests need every replica serving).
     deadline = time.monotonic() + 90

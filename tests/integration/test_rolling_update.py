@@ -69,7 +69,7 @@ def slot_contexts(lab):
 def replica_pids(lab, nodes):
     out = {}
     for node in nodes:
-        proc = lab.ssh(node, "systemctl show -P MainPID llmfleet-llm-0.service llmfleet-llm-1.service")
+        proc = lab.ssh(node, lab.replica_pid_command(node))
         out[node] = proc.stdout.split()
     return out
 
@@ -337,6 +337,104 @@ def test_rerun_after_success_skips_every_zone(converged_lab, tmp_path):
     assert set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL}
 
 
+def image_release_inventory(lab, tmp_path, build):
+    """The lab's release on every node (the context size it runs now) and the container zone on the
+    engine image `build` of the lab registry (a group_vars file of container_nodes: that group's own
+    variables win over model_nodes')."""
+    ctx = json.loads(lab.ssh("model-a1", "cat /etc/llmfleet/model_server-llm.json").stdout)["release"][
+        "model_server_llamacpp_ctx_size"]
+    target = release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=ctx)
+    (target / "group_vars" / "container_nodes" / "zz-release.yml").write_text(json.dumps(
+        {"model_server_image": "{{ llmfleet_lab_registry }}/engines/llamacpp:" + build}))
+    return target
+
+
+def container_images(lab):
+    """What each container replica runs: {replica: (image reference, engine build file inside)}, and each
+    container node's recorded image."""
+    found, records = {}, {}
+    for node in sorted(lab.container_nodes()):
+        for index in (0, 1):
+            out = lab.ssh(node, f"sudo -n docker inspect -f '{{{{.Config.Image}}}}' llmfleet-llm-{index} && "
+                                f"sudo -n docker exec llmfleet-llm-{index} cat /etc/llmfleet-engine-build")
+            assert out.returncode == 0, out.stderr
+            found[f"{node}-r{index}"] = tuple(out.stdout.split())
+        records[node] = json.loads(lab.ssh(node, "cat /etc/llmfleet/model_server-llm.json").stdout)["release"][
+            "model_server_image"]
+    return found, records
+
+
+def test_an_image_update_pulls_before_draining_and_moves_the_container_zone_to_the_new_digest(
+        converged_lab, apis, tmp_path):
+    """Issue 15: the container zone goes to the second engine build (b2) by changing the image, under load
+    through both LBs: pulled on its nodes before any zone is drained (the result's image_pulls), only
+    zone-c updated (the other zones run no image), every container replica on b2's digest, 0 failed
+    requests, never more than one zone out."""
+    lab = converged_lab
+    inventory = image_release_inventory(lab, tmp_path, "b2")
+    result_file = tmp_path / "result.json"
+    with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=600, pace=1.0) as load:
+        time.sleep(2)
+        proc, result = rolling_update(lab, inventory, result_file, "-e", "rolling_update_soak_seconds=3")
+    failed = load.failed()
+    images, records = container_images(lab)
+    report("image-update", {"requests": len(load.results), "failed": len(failed), "failures": failed[:20],
+                            "most_zones_out_at_once": sampler.most_zones_out(), "images": images, "result": result})
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert [(z["zone"], z["status"]) for z in result["zones"]] == [
+        ("zone-a", "skipped"), ("zone-b", "skipped"), ("zone-c", "updated")]
+    pulls = result["image_pulls"]
+    assert sorted(pulls) == ["model-c1", "model-c2"] and all(p["changed"] for p in pulls.values()), pulls
+    assert all(p["image"].endswith("/engines/llamacpp:b2") for p in pulls.values()), pulls
+    digest = set(records.values())
+    assert len(digest) == 1 and "@sha256:" in next(iter(digest)), records
+    assert set(images.values()) == {(next(iter(digest)), "b2")}, images
+    assert failed == [], failed[:10]
+    assert sampler.most_zones_out() == 1
+    assert {s["status"] for s in haproxy_stat(lab).values()} == {"UP"}
+
+
+def test_a_broken_image_is_rolled_back_to_the_recorded_digest_even_when_its_tag_moved(converged_lab, apis, tmp_path):
+    """Issue 15: the engine build that exits at once, under load: zone-c (the only zone it changes) is
+    rolled back to the digest its nodes recorded, although the tag that named it (b2) was moved to other
+    content (b1's) in the registry meanwhile: a rollback runs what served, not what a tag says now.
+    0 failed requests; the other zones untouched (same PIDs)."""
+    lab = converged_lab
+    images_before, records_before = container_images(lab)
+    assert {build for _image, build in images_before.values()} == {"b2"}, images_before
+    # Move the tag b2 to b1's content, as a careless push would.
+    images_dir = REPO / ".lab" / "artifacts" / "images"
+    moved = lab.playbook("playbooks/registry_push.yml", "-e", json.dumps({"registry_images": [
+        {"source": f"docker-archive:{images_dir / 'llamacpp-b1.tar'}", "name": "engines/llamacpp:b2"}]}))
+    assert moved.returncode == 0, moved.stdout[-3000:]
+    inventory = image_release_inventory(lab, tmp_path, "broken")
+    result_file = tmp_path / "result.json"
+    pids = replica_pids(lab, NODES[:4])
+    try:
+        with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=600, pace=1.0) as load:
+            time.sleep(2)
+            proc, result = rolling_update(lab, inventory, result_file, "-e", "rolling_update_gate_loading_timeout=10",
+                                          "-e", "rolling_update_soak_seconds=3")
+    finally:
+        # Put the tag back where site.yml's push leaves it.
+        lab.playbook("playbooks/registry_push.yml", "-e", json.dumps({"registry_images": [
+            {"source": f"docker-archive:{images_dir / 'llamacpp-b2.tar'}", "name": "engines/llamacpp:b2"}]}))
+    failed = load.failed()
+    images, records = container_images(lab)
+    report("image-broken", {"requests": len(load.results), "failed": len(failed), "failures": failed[:20],
+                            "most_zones_out_at_once": sampler.most_zones_out(), "images": images, "result": result})
+    assert proc.returncode != 0
+    zones = {z["zone"]: z for z in result["zones"]}
+    assert zones["zone-c"]["status"] == "rolled_back", zones["zone-c"]
+    assert zones["zone-a"]["status"] == zones["zone-b"]["status"] == "skipped"
+    assert records == records_before
+    assert images == images_before, images   # b2's digest and content, not the moved tag's
+    assert replica_pids(lab, NODES[:4]) == pids
+    assert failed == [], failed[:10]
+    assert sampler.most_zones_out() == 1
+    assert {s["status"] for s in haproxy_stat(lab).values()} == {"UP"}
+
+
 def other_release_inventory(lab, tmp_path):
     """(inventory, ctx): the context size the lab does not run now, as the release to update to."""
     target = LAB_CTX if set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL} else NEW_CTX
@@ -445,7 +543,7 @@ def test_fault_matrix_host_lost_mid_zone_then_rerun(converged_lab, apis, tmp_pat
 @pytest.mark.faults
 def test_fault_matrix_replica_of_another_zone_killed_mid_update(converged_lab, apis, tmp_path):
     """A replica of zone-c is SIGKILLed while zone-a is gated, under load through both LBs: the update goes
-    on (systemd restarts the replica, the LBs' checks take it out and back) and finishes; requests fail at
+    on (Docker's restart policy restarts the replica, the LBs' checks take it out and back) and finishes; requests fail at
     most where they were in flight on the killed replica (2 slots)."""
     lab = converged_lab
     inventory, target = other_release_inventory(lab, tmp_path)
@@ -454,7 +552,7 @@ def test_fault_matrix_replica_of_another_zone_killed_mid_update(converged_lab, a
         time.sleep(2)
         proc = start_update(lab, inventory, result_file, "-e", "rolling_update_soak_seconds=3")
         wait_for_step(result_file, "zone-a", ("gating",), proc)
-        killed = lab.ssh("model-c1", "sudo -n systemctl kill -s SIGKILL llmfleet-llm-0.service")
+        killed = lab.kill_replica("model-c1", 0)
         out = proc.communicate(timeout=900)[0]
     failed = load.failed()
     result = json.loads(result_file.read_text())

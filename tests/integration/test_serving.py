@@ -1,9 +1,11 @@
 """The serving stack after site.yml on the lab: a real llama.cpp model (SmolLM2-135M) on 12 replicas
-(3 zones x 2 nodes x 2), weights copied over NFS from nfs-ganesha, lb1 HAProxy and lb2 nginx in front.
+(3 zones x 2 nodes x 2; zone-c's as Docker containers of the lab's engine image, pulled by digest from
+the private registry on infra1), weights copied over NFS from nfs-ganesha, lb1 HAProxy and lb2 nginx in front.
 
 Verified for real here: completions through both LBs (TLS checked against each LB's own certificate),
-spread over zones, 401/429/301, HAProxy's active checks under a killed replica, the weights' bytes.
-Only rendered: the docker runtime and the NFS kernel mount (no Docker inside lab hosts, no kernel NFS).
+spread over zones (native and container replicas), 401/429/301, HAProxy's active checks under a killed
+replica, the weights' bytes, what each replica container is (docker inspect).
+Only rendered: the NFS kernel mount (no kernel NFS); GPU device requests (no GPU).
 """
 
 import json
@@ -172,3 +174,36 @@ def test_weights_arrive_byte_for_byte_over_nfs(converged_lab):
     # ...and closed to every other host (lb1 has no NFS client package: a TCP connect must fail).
     probe = lab.ssh("lb1", "timeout 5 bash -c 'exec 3<>/dev/tcp/infra1/2049' && echo open || echo closed")
     assert probe.stdout.strip() == "closed"
+
+
+def test_container_replicas_run_the_registry_image_by_digest_as_configured(converged_lab):
+    """zone-c's replicas: one container each, created from the lab registry's image pinned by digest
+    (what the node's release record holds too), weights read-only, the replica's port, CPU and
+    memory limits, a stop timeout of the engine's drain, log rotation from the docker role, healthy by
+    the engine's own readiness, restarted by Docker when they crash."""
+    lab = converged_lab
+    nodes = sorted(lab.container_nodes())
+    assert nodes == ["model-c1", "model-c2"]
+    registry = f"{lab.hosts['infra1']}:5000/engines/llamacpp@sha256:"
+    for node in nodes:
+        proc = lab.ssh(node, "sudo -n docker inspect llmfleet-llm-0 llmfleet-llm-1")
+        assert proc.returncode == 0, proc.stderr
+        containers = json.loads(proc.stdout)
+        record = json.loads(lab.ssh(node, "cat /etc/llmfleet/model_server-llm.json").stdout)
+        image = record["release"]["model_server_image"]
+        assert image.startswith(registry) and len(image) == len(registry) + 64, image
+        for index, container in enumerate(containers):
+            config, host_config = container["Config"], container["HostConfig"]
+            assert config["Image"] == image
+            assert [(m["Source"], m["Destination"], m["RW"]) for m in container["Mounts"]] == [
+                ("/srv/models/smollm2", "/srv/models/smollm2", False)]
+            assert host_config["PortBindings"] == {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(8000 + index)}]}
+            assert host_config["NanoCpus"] == 10 ** 9 and host_config["Memory"] == 2 ** 30
+            assert config["StopTimeout"] == 30
+            assert host_config["LogConfig"]["Type"] == "json-file"
+            assert host_config["LogConfig"]["Config"]["max-size"] == "100m"
+            assert host_config["RestartPolicy"]["Name"] == "unless-stopped"
+            assert container["State"]["Health"]["Status"] == "healthy", container["State"]["Health"]
+            assert config["Cmd"][config["Cmd"].index("--threads") + 1] == "1"
+        pulled = lab.ssh(node, "sudo -n docker image inspect -f '{{json .RepoDigests}}' " + image)
+        assert image in json.loads(pulled.stdout), pulled.stdout

@@ -25,12 +25,18 @@ BAD = {
     "gpu-a1": ({"model_server_replicas": [{"port": 8000}, {"port": 8000}], "base_operator_ssh_public_keys": [PRIVATE_KEY]},
                [("model_server_replicas[1]", "port 8000 is already used by replica 0"),
                 ("base_operator_ssh_public_keys[0]", "this is a PRIVATE key")]),
-    "gpu-a2": ({"llmfleet_address": "10.20.1.300", "docker_log_max_size": "big"},
-               [("llmfleet_address", "is not an IP address"), ("docker_log_max_size", "big is not a size such as 100m")]),
+    "gpu-a2": ({"llmfleet_address": "10.20.1.300", "docker_log_max_size": "big",
+                "model_server_image": "10.20.3.5:5000/Engines/llama.cpp:b1"},
+               [("llmfleet_address", "is not an IP address"), ("docker_log_max_size", "big is not a size such as 100m"),
+                ("model_server_image", "is not an image reference")]),
+    # Issue 15: a digest pin that is no digest; a private registry without its password.
+    "gpu-b2": ({"llmfleet_zone": None, "model_server_image": "10.20.3.5:5000/engines/llama.cpp@sha256:1234",
+                "docker_registries": [{"address": "10.20.3.5:5000", "username": "fleet", "password": ""}]},
+               [("llmfleet_zone", "not set"), ("model_server_image", "is not sha256:<64 hex digits>"),
+                ("docker_registries[0] (10.20.3.5:5000)", "password: not set")]),
     "gpu-b1": ({"model_server_gpu_ids": [0], "model_server_gpus_per_replica": 1, "nvidia_driver_source": "mirror"},
                [("model_server_gpu_ids", "2 replicas x 1 GPUs need 2 GPU ids, 1 given"),
                 ("nvidia_driver_repository_url", "must be set with nvidia_driver_source mirror")]),
-    "gpu-b2": ({"llmfleet_zone": None}, [("llmfleet_zone", "not set")]),
     "gpu-c1": ({"model_server_engine": "tensorrt", "nvidia_driver_branch": "latest"},
                [("model_server_engine", "'tensorrt' is not a known engine"), ("nvidia_driver_branch", "is not a driver branch such as 550")]),
     # Fleet-wide: the same address as gpu-c1, a service on the node exporter's port.
@@ -53,7 +59,9 @@ def inventory_with(tmp_path, changes):
     shutil.copytree(REPO / "inventories" / "example" / "group_vars", target / "group_vars")
     inv = yaml.safe_load((REPO / "inventories" / "example" / "hosts.yml").read_text())
     for group in inv["all"]["children"].values():
-        for host, host_vars in group["hosts"].items():
+        for host in group["hosts"]:
+            # A host listed in a second group without variables there (infra1 in registry) has None.
+            host_vars = group["hosts"][host] = group["hosts"][host] or {}
             for name, value in changes.get(host, {}).items():
                 if value is None:
                     host_vars.pop(name, None)

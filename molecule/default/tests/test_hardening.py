@@ -164,7 +164,7 @@ def test_docker_published_ports_stay_behind_the_firewall(host):
             if probe(host, "127.0.0.1", 8081) == "200":
                 break
             time.sleep(0.2)
-        # From this machine (the docker network's gateway address): 8081 is opened by the role's
+        # From this machine (the lab network's gateway address): 8081 is opened by the role's
         # firewall_rules, 8080 is published by Docker but opened nowhere.
         assert urllib.request.urlopen(f"http://{address}:8081/", timeout=5).status == 200
         with pytest.raises(OSError) as blocked:

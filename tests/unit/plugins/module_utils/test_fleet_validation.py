@@ -10,6 +10,7 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_validation as fv
+from ansible_collections.llmfleet.cluster.plugins.module_utils import validation
 
 ROLES = Path(__file__).resolve().parents[4] / "roles"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr2X0D6kqvHzRMHqhRl0rP0ZyPpDQ6b6yS7xKpZP0nT ops@example"
@@ -212,3 +213,82 @@ def test_hosts_with_equal_variables_share_one_check():
         fv.host_problems(item, SPECS, VALIDATORS, cache)
     # base, hardening and monitoring roles are the same on all five hosts; model-node roles on three.
     assert len(cache) < sum(len(item["roles"]) for item in hosts) / 2
+
+
+# --- The private registry (fleet_rules.registry_rules), nodes logging in to it (docker_registries)
+# --- and the image they run (model_server_image).
+PASSWORD = "pull-secret-0123"
+CA = "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
+REGISTRY = {"registry_users": [{"name": "puller", "password": PASSWORD}], "registry_ca_dir": "/srv/llmfleet/pki"}
+LOGIN = {"address": "10.0.3.5:5000", "username": "puller", "password": PASSWORD, "ca_certificate": CA}
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def with_registry(registry=None, **changes):
+    hosts = fleet(**changes)
+    infra = next(h for h in hosts if h["name"] == "infra1")
+    hosts[hosts.index(infra)] = host("infra1", ["infra", "registry"], "10.0.3.5", "zone-c", **dict(REGISTRY, **(registry or {})))
+    groups = {"model_nodes": [h["name"] for h in hosts if "model_nodes" in h["groups"]], "load_balancers": ["lb1"],
+              "infra": ["infra1"], "registry": ["infra1"]}
+    return problems_of(hosts, groups)
+
+
+def test_a_registry_with_an_account_and_a_site_ca_and_nodes_logging_in_is_clean():
+    assert with_registry(**{"gpu-a1": {"docker_registries": [LOGIN], "model_server_image": "10.0.3.5:5000/engines/llamacpp@" + DIGEST}}) == []
+
+
+@pytest.mark.parametrize("registry,expected", [
+    ({"registry_users": []}, "infra1: registry_users: empty: the registry serves listed accounts only"),
+    ({"registry_users": [{"name": "puller", "password": "short"}]}, "infra1: registry_users[0] (puller): password: 12 or more"),
+    ({"registry_users": [{"name": "a", "password": PASSWORD}, {"name": "a", "password": PASSWORD}]},
+     "infra1: registry_users[1]: name: a is also registry_users[0]"),
+    ({"registry_users": [{"name": "a:b", "password": PASSWORD}]}, "infra1: registry_users[0]: name: 'a:b' needs letters"),
+    ({"registry_users": [{"name": "a"}]}, "infra1: registry_users: missing required arguments: password found in registry_users"),
+    ({"registry_ca_dir": "pki"}, "infra1: registry_ca_dir: 'pki' is not an absolute path on the controller"),
+    ({"registry_ca_dir": "", "registry_tls_certificate": CA}, "infra1: registry_tls_certificate: give both"),
+    ({"registry_tls_certificate": "cert", "registry_tls_private_key": "key"}, "infra1: registry_tls_certificate: not a PEM"),
+    ({"registry_allowed_networks": ["10.0.0.0/33"]}, "infra1: registry_allowed_networks[0]:"),
+    ({"registry_port": 9090}, "infra1: registry_port: port 9090 is also prometheus_port's"),
+])
+def test_bad_registry_inputs_are_named(registry, expected):
+    found = with_registry(registry)
+    assert any(p.startswith(expected) for p in found), found
+    assert not any(PASSWORD in p for p in found)
+
+
+@pytest.mark.parametrize("login,expected", [
+    ({"address": "registry.example"}, "gpu-a1: docker_registries[0]: address: 'registry.example' is not HOST:PORT"),
+    ({"password": ""}, "gpu-a1: docker_registries[0] (10.0.3.5:5000): password: not set (a private registry needs an account"),
+    ({"username": ""}, "gpu-a1: docker_registries[0] (10.0.3.5:5000): username: not set"),
+    ({"ca_certificate": "not a certificate"}, "gpu-a1: docker_registries[0] (10.0.3.5:5000): ca_certificate: not a PEM"),
+])
+def test_bad_registry_logins_are_named_without_the_password(login, expected):
+    found = with_registry(**{"gpu-a1": {"docker_registries": [dict(LOGIN, **login)]}})
+    assert any(p.startswith(expected) for p in found), found
+    assert not any(PASSWORD in p for p in found)
+
+
+def test_a_registry_listed_twice_and_one_without_credentials_at_all():
+    found = with_registry(**{"gpu-b1": {"docker_registries": [LOGIN, LOGIN]}, "gpu-c1": {"docker_registries": [{"address": "r:5000"}]}})
+    assert "gpu-b1: docker_registries[1]: address: 10.0.3.5:5000 is also docker_registries[0]" in found
+    assert any(p.startswith("gpu-c1: docker_registries: missing required arguments: password, username") for p in found), found
+
+
+@pytest.mark.parametrize("image,expected", [
+    ("10.0.3.5:5000/Team/engine:1", "is not an image reference"),
+    ("engine:1:2", "is not an image reference"),
+    ("registry:5000/engine@sha256:abc", "the digest pin sha256:abc is not sha256:<64 hex digits>"),
+    ("registry:5000/engine@md5:" + "0" * 32, "is not sha256:<64 hex digits>"),
+    ("engine with space", "is not an image reference"),
+])
+def test_a_malformed_image_or_a_digest_pin_that_is_no_digest_is_refused(image, expected):
+    found = with_registry(**{"gpu-a1": {"model_server_image": image}})
+    assert any(p.startswith("gpu-a1: model_server_image: ") and expected in p for p in found), found
+
+
+@pytest.mark.parametrize("image", [
+    "vllm/vllm-openai:v0.11.0", "ghcr.io/ggml-org/llama.cpp:server", "registry.local:5000/team/engine:1.2@" + DIGEST,
+    "localhost/engine", "engine@" + DIGEST, "a__b/c-d.e:tag_1",
+])
+def test_good_image_references(image):
+    assert validation.image_problem(image) == ""

@@ -103,8 +103,21 @@ def test_llamacpp_gguf_mounts_its_directory_and_offloads_to_gpu():
     params = serving.docker_container("llamacpp", "img", "l", {"index": 0, "port": 8000, "gpus": ["0"]},
                                       "/srv/models/smollm2/m.gguf", "smollm2", memory="4g", cpus=2)
     assert params["volumes"] == ["/srv/models/smollm2:/srv/models/smollm2:ro"]
-    assert params["command"][-2:] == ["-ngl", "999"] and "--metrics" in params["command"]
+    assert params["command"][-2:] == ["--n-gpu-layers", "999"] and "--metrics" in params["command"]
     assert params["memory"] == "4g" and params["cpus"] == 2 and params["image"] == "img"
+
+
+def test_llamacpp_slots_context_and_threads_are_one_command_line_in_both_runtimes():
+    options = {"parallel": 2, "ctx_size": 4096, "threads": 1}
+    native = serving.engine_command("llamacpp", "/m.gguf", "smollm2", 8001, python="/opt/v/bin/python",
+                                    extra_args=["--no-warmup"], llamacpp=options)
+    container = serving.docker_container("llamacpp", "img", "l", {"index": 1, "port": 8001, "gpus": []}, "/m.gguf",
+                                         "smollm2", extra_args=["--no-warmup"], llamacpp=options)["command"]
+    # The image's entrypoint is the server: the container's command is the native one without the launcher,
+    # listening on the container port; the site's extra arguments come last (the last flag wins).
+    assert native[2:] == ["--model", "/m.gguf", "--alias", "smollm2", "--host", "0.0.0.0", "--port", "8001", "--metrics",
+                          "--parallel", "2", "--ctx-size", "4096", "--threads", "1", "--no-warmup"]
+    assert container == native[2:9] + ["8080"] + native[10:]
 
 
 def test_native_replicas_pin_gpus_through_the_environment():
@@ -143,3 +156,56 @@ def test_an_unquoted_all_digit_checksum_is_explained():
     model = {"name": "a", "file": "m", "url": "http://m/m", "sha256": 0}
     assert serving.models_problem([model]) == (
         "[0]: sha256: 0 is a number, not text: quote it (YAML reads an all-digit value as a number)")
+
+
+def test_the_container_healthcheck_is_healthy_only_when_the_engine_says_ready():
+    """The healthcheck's own command, run with bash against a real loopback server that answers the
+    engine's health path 503 (loading) and then 200; its port swapped for the test server's."""
+    import http.server
+    import subprocess
+    import threading
+
+    state = {"code": 503}
+
+    class Engine(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(state["code"] if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Engine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        test = serving.docker_container("llamacpp", "img", "l", {"index": 0, "port": 8000, "gpus": []}, "/m.gguf",
+                                        "m")["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "bash", "-c"] and "/dev/tcp/127.0.0.1/8080 " in test[3]
+        script = test[3].replace("/8080 ", "/%d " % server.server_address[1])
+        assert subprocess.run(["bash", "-c", script], timeout=10, check=False).returncode != 0
+        state["code"] = 200
+        assert subprocess.run(["bash", "-c", script], timeout=10, check=False).returncode == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    closed = subprocess.run(["bash", "-c", script], timeout=10, check=False, capture_output=True)
+    assert closed.returncode != 0
+
+
+@pytest.mark.parametrize("reference,digests,pinned", [
+    ("10.0.3.5:5000/engines/llamacpp:b1", ["10.0.3.5:5000/engines/llamacpp@" + "sha256:" + "a" * 64],
+     "10.0.3.5:5000/engines/llamacpp@sha256:" + "a" * 64),
+    # A digest pin stands as it is (a tag beside it says nothing more).
+    ("registry:5000/e:1@sha256:" + "b" * 64, [], "registry:5000/e@sha256:" + "b" * 64),
+    # Docker Hub names, as the engine shortens them; another repository's digest is not this one's.
+    ("docker.io/library/ubuntu:24.04", ["other/ubuntu@sha256:" + "c" * 64, "ubuntu@sha256:" + "d" * 64],
+     "ubuntu@sha256:" + "d" * 64),
+    ("vllm/vllm-openai:v0.11.0", ["vllm/vllm-openai@sha256:" + "e" * 64], "vllm/vllm-openai@sha256:" + "e" * 64),
+])
+def test_an_image_is_pinned_by_the_digest_the_engine_pulled(reference, digests, pinned):
+    assert serving.pinned_image(reference, digests) == pinned
+
+
+def test_an_image_without_a_registry_digest_cannot_be_pinned():
+    with pytest.raises(ValueError, match="the engine holds no registry digest of it"):
+        serving.pinned_image("local/engine:1", [])
