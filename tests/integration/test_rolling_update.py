@@ -12,6 +12,9 @@ is slow (CPU-limited) are rolled back at the first zone; a run interrupted with 
 updated leaves a true result file and zone-a drained and recorded as ours, and a plain rerun repairs it
 and finishes, with an operator's maint on a zone-b replica kept. The rest of the fault matrix (SIGINT in
 every step, SIGKILL, a lost LB) is marked `faults` and run by hand: pytest -m faults tests/integration.
+
+Images (issue 15): the container zone (zone-c) updated to another engine build from the lab registry,
+pulled before any drain; a broken build rolled back to the recorded digest although its tag moved.
 """
 
 import json
