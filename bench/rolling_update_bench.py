@@ -12,7 +12,8 @@ wait for HAProxy's rise checks. No soak (rolling_update_soak_seconds=0), no clie
 are then ~0).
 
 Usage (lab up and site.yml applied): .venv/bin/python bench/rolling_update_bench.py
-It updates the lab to another llama.cpp context size and back (measured runs) and leaves the lab on
+It updates the lab to another llama.cpp context size and back (every zone), then the container zone
+to the engine's second image build (b2) and back (only that zone: real pulls), and leaves the lab on
 the release the inventory describes.
 """
 
@@ -31,7 +32,7 @@ STATE = REPO / ".lab" / "ssh"
 PROBE = r'''
 import json, subprocess, sys, time, urllib.request
 body = json.dumps({"model": "smollm2", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}).encode()
-subprocess.run(["sudo", "-n"] + sys.argv[1:], check=True)
+subprocess.run(["sudo", "-n"] + sys.argv[1:], check=True, stdout=subprocess.DEVNULL)  # docker restart prints the name
 t0 = time.monotonic()
 while time.monotonic() - t0 < 120:
     try:
@@ -111,6 +112,14 @@ def main():
         runs = [("ctx 2048 -> 4096", other), ("ctx 4096 -> 2048", REPO / "inventories/lab")]
         if running == 4096:  # left there by the lab tests: go back first, and end on the lab's release
             runs = runs[1:] + runs[:1] + runs[1:]
+        if container_nodes:
+            # The container zone to the engine's second build and back: real pulls (the result's
+            # image_pulls), only that zone updated. group_vars of container_nodes win over model_nodes'.
+            image = workdir / "image-b2"
+            shutil.copytree(REPO / "inventories/lab", image)
+            (image / "group_vars" / "container_nodes" / "zz-bench.yml").write_text(json.dumps(
+                {"model_server_image": "{{ llmfleet_lab_registry }}/engines/llamacpp:b2"}))
+            runs += [("image b1 -> b2", image), ("image b2 -> b1", REPO / "inventories/lab")]
         for label, inventory in runs:
             wall, result = run_update(inventory, workdir, label.replace(" ", "_").replace(">", ""))
             zones = [z for z in result["zones"] if z["status"] == "updated"]

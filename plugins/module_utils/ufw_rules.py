@@ -84,6 +84,10 @@ def rule_problem(spec):
     port = str(spec.get("port", ""))
     if not _PORT.match(port) or any(not 1 <= int(p) <= 65535 for p in port.split(":")):
         return "port %r is not a port or a range such as 8000:8009" % (spec.get("port"),)
+    container_port = spec.get("container_port")
+    if container_port not in (None, "") and (not re.match(r"^\d{1,5}$", str(container_port))
+                                             or not 1 <= int(container_port) <= 65535):
+        return "container_port %r is not a port" % (container_port,)
     if spec.get("proto", "tcp") not in ("tcp", "udp"):
         return "proto %r is not tcp or udp" % (spec.get("proto"),)
     if spec.get("action", "allow") not in ACTIONS:
@@ -107,8 +111,11 @@ def sources(spec):
 def wanted(specs, owner, also_routed=False):
     """Rules from the module's rule specs: one per source; the comment carries the owner. With
     also_routed (a Docker host), each rule again as a routed rule, which the DOCKER-USER chain
-    consults for container ports."""
-    rules = []
+    consults for container ports. Docker rewrites a published port to the container's own port
+    (nat PREROUTING) before the packet reaches DOCKER-USER, so that routed rule names the spec's
+    container_port where one is given (host port 8001 published from the engine's 8080: the routed
+    rule is on 8080; found on the lab, where a routed rule on 8001 let nothing through)."""
+    rules, seen = [], set()
     for spec in specs:
         what = spec.get("comment") or ""
         for source in sources(spec):
@@ -116,8 +123,15 @@ def wanted(specs, owner, also_routed=False):
                         port=str(spec["port"]), proto=spec.get("proto") or "tcp", comment=comment_text(owner, what))
             copies = [rule]
             if also_routed and not rule.route:
-                copies.append(rule._replace(route=True, comment=comment_text(owner, (what + " (containers)").strip())))
-            rules.extend(r for r in copies if r not in rules)
+                # Replicas publish different ports from one container port: one routed rule for them all.
+                routed_what = "containers" if spec.get("container_port") else (what + " (containers)").strip()
+                copies.append(rule._replace(route=True, port=str(spec.get("container_port") or rule.port),
+                                            comment=comment_text(owner, routed_what)))
+            for copy in copies:
+                # ufw holds one rule per (route, action, source, port, proto): the first comment wins.
+                if copy._replace(comment=None) not in seen:
+                    seen.add(copy._replace(comment=None))
+                    rules.append(copy)
     return rules
 
 

@@ -53,6 +53,12 @@ options:
         description: A routed (forward) rule, as Docker's DOCKER-USER chain consults for container ports.
         type: bool
         default: false
+      container_port:
+        description:
+          - The port inside the container that O(rules[].port) is published from. Docker rewrites the
+            published port to this one before the packet is forwarded, so with O(also_routed) the routed
+            copy of the rule names this port (the same as O(rules[].port) when not given).
+        type: int
   owner:
     description: Who the rules belong to (part of their comment). Owned rules not in O(rules) are deleted when O(purge) is true.
     type: str
@@ -109,6 +115,14 @@ EXAMPLES = r"""
     rules:
       - {port: "8000", from: [10.20.1.10, 10.20.1.11], comment: replica 0}
       - {port: "8001", from: [10.20.1.10, 10.20.1.11], comment: replica 1}
+
+- name: Container replicas on a Docker host, published on 8000/8001 from the engine's port 8080
+  llmfleet.cluster.ufw_rules:
+    owner: model server llm
+    also_routed: true
+    rules:
+      - {port: "8000", container_port: 8080, from: [10.20.1.10], comment: replica 0}
+      - {port: "8001", container_port: 8080, from: [10.20.1.10], comment: replica 1}
 """
 
 RETURN = r"""
@@ -148,6 +162,7 @@ RULE_OPTIONS = {
     "comment": dict(type="str", default=""),
     "action": dict(type="str", choices=list(ufw_rules.ACTIONS), default="allow"),
     "route": dict(type="bool", default=False),
+    "container_port": dict(type="int"),
 }
 
 

@@ -438,6 +438,53 @@ def test_a_broken_image_is_rolled_back_to_the_recorded_digest_even_when_its_tag_
     assert {s["status"] for s in haproxy_stat(lab).values()} == {"UP"}
 
 
+def runtime_state(lab, node):
+    """What a node runs of the server llm: its containers, its replica units (loaded or on disk), their
+    environment files, and the firewall's routed rules of that server."""
+    out = lab.ssh(node, "(sudo -n docker ps --all --format '{{.Names}}' --filter name=^llmfleet-llm-) | sort; echo --; "
+                        "(systemctl list-units --all --no-legend --plain 'llmfleet-llm-*' | cut -d' ' -f1; "
+                        "ls /etc/systemd/system /etc/default | grep '^llmfleet-llm-') | sort -u; echo --; "
+                        "sudo -n ufw show added | grep \"^ufw route .*'llmfleet model server llm\" | sed 's/ from .* port / /'"
+                        " | cut -d' ' -f1-4 | sort -u")
+    assert out.returncode == 0, out.stderr
+    containers, units, routed = (part.split() for part in out.stdout.split("--"))
+    return {"containers": sorted(containers), "units": sorted(units), "routed": " ".join(routed)}
+
+
+@pytest.mark.manual
+def test_the_container_zone_moves_to_native_replicas_and_back_leaving_nothing_of_the_other_runtime(
+        converged_lab, apis, tmp_path):
+    """Issue 15: a zone's runtime changed (docker -> systemd -> docker) by rolling update, under load through
+    both LBs: each time the old runtime's replicas are stopped and removed before the new ones start on
+    the same ports (units and their environment files, or containers), the routed firewall rule of the
+    containers' engine port goes with them, 0 failed requests, never more than one zone out."""
+    lab = converged_lab
+    container_nodes = sorted(lab.container_nodes())
+    native = lab.inventory_copy(tmp_path, lambda inv: None)
+    (native / "group_vars" / "container_nodes" / "zz-release.yml").write_text(json.dumps(
+        {"model_server_runtime": "systemd"}))
+    seen = {}
+    with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:
+        for label, inventory in (("systemd", native), ("docker", REPO / "inventories" / "lab")):
+            result_file = tmp_path / f"{label}.json"
+            proc, result = rolling_update(lab, inventory, result_file, "-e", "rolling_update_soak_seconds=3")
+            assert proc.returncode == 0, proc.stdout[-6000:]
+            assert [(z["zone"], z["status"]) for z in result["zones"]] == [
+                ("zone-a", "skipped"), ("zone-b", "skipped"), ("zone-c", "updated")]
+            seen[label] = {node: runtime_state(lab, node) for node in container_nodes}
+    failed = load.failed()
+    report("runtime-switch", {"requests": len(load.results), "failed": len(failed), "failures": failed[:20],
+                              "most_zones_out_at_once": sampler.most_zones_out(), "seen": seen})
+    replicas = ["llmfleet-llm-0", "llmfleet-llm-1"]
+    for node in container_nodes:
+        assert seen["systemd"][node] == {"containers": [], "routed": "",
+                                         "units": sorted(replicas + [r + ".service" for r in replicas])}, seen
+        assert seen["docker"][node] == {"containers": replicas, "units": [],
+                                        "routed": "ufw route allow 8080"}, seen
+    assert failed == [], failed[:10]
+    assert sampler.most_zones_out() == 1
+
+
 def other_release_inventory(lab, tmp_path):
     """(inventory, ctx): the context size the lab does not run now, as the release to update to."""
     target = LAB_CTX if set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL} else NEW_CTX

@@ -129,3 +129,14 @@ def test_docker_hosts_get_each_rule_routed_as_well():
     current, _unread = rules()
     assert [r for r in wants if r.route] == [r for r in current if r.route and r.port == "8001"]
     assert u.wanted([{"port": 9100}], "node exporter", also_routed=True)[1].comment == "llmfleet node exporter: (containers)"
+
+
+def test_a_published_container_port_is_routed_on_the_container_s_own_port():
+    specs = [{"port": 8000, "container_port": 8080, "from": ["10.213.9.83"], "comment": "replica 0"},
+             {"port": 8001, "container_port": 8080, "from": ["10.213.9.83"], "comment": "replica 1"}]
+    wants = u.wanted(specs, "model server llm", also_routed=True)
+    assert sorted((r.route, r.port) for r in wants) == [(False, "8000"), (False, "8001"), (True, "8080")]
+    # Not a Docker host: no routed rule at all, the container port plays no part.
+    assert [r.port for r in u.wanted(specs, "model server llm")] == ["8000", "8001"]
+    assert u.rule_problem({"port": 8000, "container_port": 70000}) == "container_port 70000 is not a port"
+    assert u.rule_problem({"port": 8000, "container_port": "80:81"}) == "container_port '80:81' is not a port"
