@@ -460,12 +460,17 @@ def test_the_container_zone_moves_to_native_replicas_and_back_leaving_nothing_of
     containers' engine port goes with them, 0 failed requests, never more than one zone out."""
     lab = converged_lab
     container_nodes = sorted(lab.container_nodes())
-    native = lab.inventory_copy(tmp_path, lambda inv: None)
+    # The release the lab runs now (earlier tests may have left it on another context size): only the
+    # container zone's runtime changes.
+    ctx = json.loads(lab.ssh("model-a1", "cat /etc/llmfleet/model_server-llm.json").stdout)["release"][
+        "model_server_llamacpp_ctx_size"]
+    native = release_inventory(lab, tmp_path / "native", model_server_llamacpp_ctx_size=ctx)
     (native / "group_vars" / "container_nodes" / "zz-release.yml").write_text(json.dumps(
         {"model_server_runtime": "systemd"}))
+    back = release_inventory(lab, tmp_path / "back", model_server_llamacpp_ctx_size=ctx)
     seen = {}
     with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:
-        for label, inventory in (("systemd", native), ("docker", REPO / "inventories" / "lab")):
+        for label, inventory in (("systemd", native), ("docker", back)):
             result_file = tmp_path / f"{label}.json"
             proc, result = rolling_update(lab, inventory, result_file, "-e", "rolling_update_soak_seconds=3")
             assert proc.returncode == 0, proc.stdout[-6000:]
