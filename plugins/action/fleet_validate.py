@@ -25,7 +25,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_plan, fleet_validation
 
 display = Display()
 
@@ -206,6 +206,9 @@ class ActionModule(ActionBase):
             problems.append(capacity)
         elif capacity:
             warnings.append(capacity)
+        # The same resolved values, as what other roles need to know of each host (playbooks/validate.yml
+        # publishes it as llmfleet_fleet).
+        result["fleet"] = fleet_plan.fleet_plan(resolved)
         return self._report(result, problems, warnings, len(resolved))
 
     @staticmethod

@@ -17,7 +17,7 @@ description:
     marked C(pending=false), so an aborted update resumes where it stopped.
   - Fails when taking any one zone out would leave fewer replicas in service than the larger of
     I(min_replicas) and I(min_fraction) of all replicas.
-  - The same file holds C(rolling_update_lb_list) (the LBs with engine and socket, once per run),
+  - The same file holds C(rolling_update_lb_list) (the LBs with engine and socket from the fleet plan C(llmfleet_fleet), once per run),
     C(rolling_update_left_alone) (servers a restore left as someone else set them),
     C(rolling_update_lb_views) (lb_member results registered over the load balancers -> one view per LB with its
     servers, owned drains and error, unreachable included), C(rolling_update_lb_problem),
@@ -80,7 +80,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_plan, rolling_update
 
 
 LB_ITEM = "__rolling_update_lb"
@@ -124,14 +124,16 @@ def rolling_update_plan(members, current, planned, from_zone="", force=False, mi
         raise AnsibleFilterError(str(exc))
 
 
-def rolling_update_lb_list(lbs, hostvars):
-    """[{host, engine, socket}] of the load balancers, built once per run for every LB call."""
-    found = []
-    for lb in lbs or []:
-        hv = hostvars[lb]
-        found.append({"host": lb, "engine": hv.get("load_balancer_engine") or "haproxy",
-                      "socket": hv.get("load_balancer_runtime_socket") or ""})
-    return found
+def rolling_update_lb_list(fleet):
+    """[{host, engine, socket}] of the hosts the load_balancer role runs on, from the fleet plan
+    (llmfleet_fleet: each LB's engine and runtime socket as that role resolves them), built once per
+    run for every LB call."""
+    try:
+        lbs = fleet_plan.hosts_running(fleet, "load_balancer")
+        return [{"host": lb, "engine": fleet_plan.fleet_host(fleet, lb)["load_balancer"]["engine"],
+                 "socket": fleet_plan.fleet_host(fleet, lb)["load_balancer"]["runtime_socket"]} for lb in lbs]
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def rolling_update_left_alone(views):

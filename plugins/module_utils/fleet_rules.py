@@ -360,6 +360,9 @@ def prometheus_rules(v):
     for name in durations:
         if not DURATION_PATTERN.match(str(v.get(name, ""))):
             yield "%s: %s is not a duration like 15s, 5m or 15d" % (name, _d(v.get(name)))
+    dcgm_port = v.get("prometheus_dcgm_exporter_port")
+    if dcgm_port not in (None, 0) and validation.port_problem(dcgm_port):
+        yield "prometheus_dcgm_exporter_port: %s is not a port (1-65535), nor 0 to scrape none" % _d(dcgm_port)
     for target in v.get("prometheus_alertmanagers") or []:
         if not HOST_PORT_PATTERN.match(str(target)):
             yield "prometheus_alertmanagers: %s is not host:port" % _d(target)

@@ -3,10 +3,11 @@
 # Apache License 2.0 (see LICENSE)
 """Prometheus scrape targets from the inventory, the LLM SLO alert rules and their unit tests.
 
-Targets: node exporter on every host, HAProxy's Prometheus endpoint on every HAProxy load
+Targets, from the fleet plan (module_utils/fleet_plan.py: ports and engines as their own roles
+resolve them): node exporter wherever it runs, HAProxy's Prometheus endpoint on every HAProxy load
 balancer, every model-server replica (the same replica names the load balancers use, from the
-model nodes' replica plans) and a DCGM exporter on model nodes whose replicas have GPUs. Each
-target carries its zone, so alerts and dashboards say which zone is hurting.
+model nodes' replica plans) and the site's DCGM exporter on model nodes whose replicas have GPUs.
+Each target carries its zone, so alerts and dashboards say which zone is hurting.
 
 Alert rules and the promtool unit tests of the same rules are made from the same thresholds:
 each alert gets a series just over its threshold (must fire, and only once its `for` has
@@ -20,11 +21,8 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import serving, validation, zones
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_plan, serving, validation
 
-# The zone label of a host without a zone. Not zones.NO_ZONE (""), the grouping key every play sorts
-# by: in Prometheus an empty label value is no label at all, and alerts group by zone.
-NO_ZONE_LABEL = "none"
 REPLICA_JOB = "model_replicas"
 # The HAProxy backend of the model replicas (roles/load_balancer/templates/haproxy.cfg.j2).
 HAPROXY_BACKEND = "llm"
@@ -80,78 +78,56 @@ def thresholds_problem(thresholds):
 
 # --- Targets --------------------------------------------------------------------------------
 
-def _zone(hostvars, host):
-    return str((hostvars.get(host) or {}).get("llmfleet_zone") or NO_ZONE_LABEL)
-
-
-def _var(hostvars, host, name, default):
-    value = (hostvars.get(host) or {}).get(name)
-    return default if value is None or value == "" else value
-
-
-def _enabled(hostvars, host, name):
-    value = _var(hostvars, host, name, True)
-    return value if isinstance(value, bool) else str(value).lower() in ("true", "yes", "1", "on")
-
-
 def _target(address, port):
     return "[%s]:%s" % (address, port) if ":" in address else "%s:%s" % (address, port)
 
 
-def _ordered(hosts, hostvars):
-    """Zone by zone in the order every play uses (hosts without a zone last), then by name."""
-    zone_of = {h: (hostvars.get(h) or {}).get("llmfleet_zone") or zones.NO_ZONE for h in hosts}
-    order = {z: i for i, z in enumerate(zones.zone_order(list(zone_of.values())))}
-    return sorted(hosts, key=lambda h: (order[zone_of[h]], zones.natural_key(h)))
+def scrape_jobs(fleet, hostvars, dcgm_port=None):
+    """Prometheus scrape_configs entries (without intervals) from the fleet plan.
 
-
-def scrape_jobs(all_hosts, model_hosts, lb_hosts, hostvars):
-    """Prometheus scrape_configs entries (without intervals) from the inventory.
-
-    all_hosts, model_hosts, lb_hosts: inventory names; hostvars: Ansible's hostvars. Model nodes
-    need their replica plan (model_server_plan, playbooks/serving_plan.yml). Hosts that turned a
-    role off (node_exporter_enabled, load_balancer_enabled, model_server_enabled) are left out.
+    fleet: llmfleet_fleet (module_utils/fleet_plan.py: every host's address, zone, roles and service
+    endpoints as their own roles resolve them); hostvars: Ansible's hostvars, for the model nodes'
+    replica plans (model_server_plan, playbooks/serving_plan.yml); dcgm_port: the port of the site's
+    DCGM exporter on nodes whose replicas have GPUs (None or 0: not scraped). Only hosts that run the
+    role are targets (a role turned off with <role>_enabled: false is not).
     """
+    hosts = fleet_plan.fleet_hosts(fleet)
     jobs = []
-    node_targets = []
-    for host in _ordered([h for h in all_hosts if _enabled(hostvars, h, "node_exporter_enabled")], hostvars):
-        address = serving.host_addresses([host], hostvars)[0]
-        node_targets.append({"targets": [_target(address, _var(hostvars, host, "node_exporter_port", 9100))],
-                             "labels": {"instance": host, "zone": _zone(hostvars, host)}})
+
+    def host_targets(role, port_key, wanted=lambda entry: True):
+        return [{"targets": [_target(hosts[h]["address"], hosts[h][role][port_key])],
+                 "labels": {"instance": h, "zone": hosts[h]["zone_label"]}}
+                for h in fleet_plan.hosts_running(fleet, role) if wanted(hosts[h][role])]
+
+    node_targets = host_targets("node_exporter", "port")
     if node_targets:
         jobs.append({"job_name": "node", "static_configs": node_targets})
-
-    haproxy_targets = []
-    for host in _ordered(list(lb_hosts), hostvars):
-        if not _enabled(hostvars, host, "load_balancer_enabled") \
-                or _var(hostvars, host, "load_balancer_engine", "haproxy") != "haproxy":
-            continue
-        address = serving.host_addresses([host], hostvars)[0]
-        haproxy_targets.append({"targets": [_target(address, _var(hostvars, host, "load_balancer_stats_port", 8404))],
-                                "labels": {"instance": host, "zone": _zone(hostvars, host)}})
+    haproxy_targets = host_targets("load_balancer", "stats_port", lambda lb: lb["engine"] == "haproxy")
     if haproxy_targets:
         jobs.append({"job_name": "haproxy", "metrics_path": "/metrics", "static_configs": haproxy_targets})
 
-    serving_hosts = [h for h in model_hosts if _enabled(hostvars, h, "model_server_enabled")]
+    serving_hosts = fleet_plan.hosts_running(fleet, "model_server")
     replica_targets = []
-    dcgm_targets = []
     for member in serving.lb_members(serving_hosts, hostvars):
         plan = hostvars[member["host"]]["model_server_plan"]
         metrics_path = serving.ENGINES[plan["engine"]]["metrics_path"]
         if metrics_path is None:
             continue  # Ollama has no Prometheus endpoint
-        labels = {"instance": member["name"], "host": member["host"], "zone": member["zone"],
+        labels = {"instance": member["name"], "host": member["host"], "zone": hosts[member["host"]]["zone_label"],
                   "replica": str(member["index"]), "engine": plan["engine"], "model": str(plan["model_name"])}
         if metrics_path != "/metrics":
             labels["__metrics_path__"] = metrics_path
         replica_targets.append({"targets": [_target(member["address"], member["port"])], "labels": labels})
-    for host in _ordered(serving_hosts, hostvars):
-        plan = hostvars[host]["model_server_plan"]
-        if any(r["gpus"] for r in plan["replicas"]):
-            dcgm_targets.append({"targets": [_target(plan["address"], _var(hostvars, host, "node_exporter_dcgm_port", 9400))],
-                                 "labels": {"instance": host, "zone": _zone(hostvars, host)}})
     if replica_targets:
         jobs.append({"job_name": REPLICA_JOB, "metrics_path": "/metrics", "static_configs": replica_targets})
+
+    dcgm_targets = []
+    if dcgm_port:
+        for host in serving_hosts:
+            plan = hostvars[host]["model_server_plan"]
+            if any(r["gpus"] for r in plan["replicas"]):
+                dcgm_targets.append({"targets": [_target(plan["address"], dcgm_port)],
+                                     "labels": {"instance": host, "zone": hosts[host]["zone_label"]}})
     if dcgm_targets:
         jobs.append({"job_name": "dcgm", "static_configs": dcgm_targets})
     return jobs

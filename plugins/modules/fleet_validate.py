@@ -26,6 +26,9 @@ description:
   - "Every problem is one line C(HOST: VARIABLE: what is wrong); all are reported at once."
   - Hosts whose variables are equal share one check and each distinct template is evaluated once per
     distinct input, so the time grows linearly with the fleet (C(bench/validate_scale.py)).
+  - Without O(roles) it also returns the fleet plan (RV(fleet)), made from the same resolved values, that is
+    what other roles need to know of each host (address, zone, the roles that run there, their service
+    endpoints). playbooks/validate.yml publishes it to every host as C(llmfleet_fleet).
   - With O(roles) it checks those roles' inputs on the current host with the values the play gives them
     (play variables and role parameters included), as each role's C(tasks/validate.yml) runs it.
 options:
@@ -75,4 +78,15 @@ hosts:
   returned: always
   type: int
   sample: 9
+fleet:
+  description:
+    - The fleet plan (module_utils/fleet_plan.py) - C(hosts), each host's C(address), C(zone), C(zone_label),
+      C(roles) and, where those roles run, C(node_exporter), C(load_balancer) and C(firewall) endpoints.
+  returned: without O(roles)
+  type: dict
+  sample:
+    hosts:
+      lb1: {address: 10.0.1.5, zone: zone-a, zone_label: zone-a, roles: [base, firewall, load_balancer],
+            load_balancer: {engine: haproxy, stats_port: 8404, runtime_socket: /run/haproxy/admin.sock,
+                            access_log: /var/log/llmfleet/lb-access.json}, firewall: {ssh_allowed_networks: [any]}}
 """

@@ -18,8 +18,13 @@ def test_example_inventory_is_valid_and_validation_touches_no_host():
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout)
-    [result] = [r for play in report["plays"] for task in play["tasks"] for r in task["hosts"].values()]
+    [check, publish] = [list(task["hosts"].values()) for play in report["plays"] for task in play["tasks"]]
+    [result] = check
     # Every host of the example (6 model nodes, 2 LBs, 1 infra) checked, no problem, no warning.
     assert (result["hosts"], result["problems"], result["warnings_found"]) == (9, [], [])
+    # The fleet plan made from the same values, published as llmfleet_fleet (once: run_once).
+    [published] = publish
+    assert published["ansible_facts"]["llmfleet_fleet"] == result["fleet"]
+    assert len(result["fleet"]["hosts"]) == 9
     for stats in report["stats"].values():
         assert stats["changed"] == 0 and stats["unreachable"] == 0

@@ -139,3 +139,55 @@ def test_play_variables_switch_checks_off_as_molecule_scenarios_do(tmp_path):
     playbook.write_text(playbook.read_text().replace("false", "true"))
     proc = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode != 0 and "lb1: load_balancer_api_keys: empty" in proc.stdout
+
+
+def test_the_fleet_plan_gives_prometheus_each_roles_own_endpoints_and_no_restated_default(tmp_path):
+    """The validation pass publishes llmfleet_fleet (each host's roles and service endpoints as those
+    roles resolve them, defaults included); Prometheus' targets are rendered from it, contacting no host."""
+    inventory = inventory_with(tmp_path, {"infra1": {"node_exporter_port": 9200},
+                                          "lb2": {"load_balancer_stats_port": 8405, "load_balancer_engine": "haproxy"},
+                                          "lb1": {"load_balancer_engine": "nginx"},
+                                          "gpu-c2": {"node_exporter_enabled": False}})
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(f"""---
+- name: Validate and plan the fleet
+  ansible.builtin.import_playbook: {REPO / "playbooks" / "validate.yml"}
+
+- name: Plan the model-server replicas
+  ansible.builtin.import_playbook: {REPO / "playbooks" / "serving_plan.yml"}
+
+- name: Render Prometheus' scrape jobs
+  hosts: infra
+  gather_facts: false
+  tasks:
+    - name: Check the role's variables, keeping its variables for the next task
+      ansible.builtin.include_role:
+        name: llmfleet.cluster.prometheus
+        tasks_from: validate.yml
+        public: true
+
+    - name: Show them
+      ansible.builtin.debug:
+        msg: "{{{{ __prometheus_config.scrape_configs }}}}"
+""")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    for stats in report["stats"].values():
+        assert stats["changed"] == 0 and stats["unreachable"] == 0
+    [shown] = [r["msg"] for play in report["plays"] for task in play["tasks"] if task["task"]["name"] == "Show them"
+               for r in task["hosts"].values()]
+    jobs = {job["job_name"]: job for job in shown}
+    node = {c["labels"]["instance"]: c["targets"][0] for c in jobs["node"]["static_configs"]}
+    # node_exporter's own default where the inventory sets nothing, the inventory's port where it does.
+    assert node == {"gpu-a1": "10.20.1.11:9100", "gpu-a2": "10.20.1.12:9100", "gpu-b1": "10.20.2.11:9100",
+                    "gpu-b2": "10.20.2.12:9100", "gpu-c1": "10.20.3.11:9100", "lb1": "10.20.1.5:9100",
+                    "lb2": "10.20.2.5:9100", "infra1": "10.20.3.5:9200"}
+    # Only HAProxy has a metrics endpoint: lb1 runs nginx.
+    assert [c["targets"] for c in jobs["haproxy"]["static_configs"]] == [["10.20.2.5:8405"]]
+    assert jobs["prometheus"]["static_configs"][0]["labels"] == {"instance": "infra1", "zone": "zone-c"}
+    assert {c["labels"]["host"] for c in jobs["model_replicas"]["static_configs"]} == {
+        "gpu-a1", "gpu-a2", "gpu-b1", "gpu-b2", "gpu-c1", "gpu-c2"}

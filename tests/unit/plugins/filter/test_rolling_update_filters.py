@@ -1,6 +1,9 @@
 """The rolling update's filters over registered results: LB views (an unreachable LB is an error, not an
 abort) and the gate's completion times."""
 
+import pytest
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.llmfleet.cluster.plugins.filter import rolling_update as f
 
 
@@ -45,10 +48,20 @@ def test_completion_seconds_from_every_hosts_gate():
     assert f.rolling_update_latency_budget([0.12, 0.08, 0.1], "3", 0, 0.25) == {"budget": 0.3, "baseline": 0.1}
 
 
-def test_lb_list_reads_each_lbs_engine_and_socket():
-    hostvars = {"lb1": {}, "lb2": {"load_balancer_engine": "nginx", "load_balancer_runtime_socket": "/run/x.sock"}}
-    assert f.rolling_update_lb_list(["lb1", "lb2"], hostvars) == [
-        {"host": "lb1", "engine": "haproxy", "socket": ""}, {"host": "lb2", "engine": "nginx", "socket": "/run/x.sock"}]
+def test_lb_list_is_where_the_load_balancer_role_runs_with_its_engine_and_socket():
+    def lb(zone, engine, socket, roles=("load_balancer",)):
+        entry = {"address": "10.0.0.1", "zone": zone, "zone_label": zone or "none", "roles": list(roles)}
+        if "load_balancer" in roles:
+            entry["load_balancer"] = {"engine": engine, "runtime_socket": socket}
+        return entry
+    fleet = {"hosts": {"lb2": lb("zone-b", "nginx", "/run/x.sock"), "lb1": lb("zone-a", "haproxy", "/run/haproxy/admin.sock"),
+                       # In the load_balancers group with load_balancer_enabled: false: not an LB of this run.
+                       "lb3": lb("zone-a", None, None, roles=("base",))}}
+    assert f.rolling_update_lb_list(fleet) == [
+        {"host": "lb1", "engine": "haproxy", "socket": "/run/haproxy/admin.sock"},
+        {"host": "lb2", "engine": "nginx", "socket": "/run/x.sock"}]
+    with pytest.raises(AnsibleFilterError, match="llmfleet_fleet is not set"):
+        f.rolling_update_lb_list(None)
 
 
 def test_a_nodes_replicas_as_urls_on_the_node_itself():

@@ -101,6 +101,7 @@ def test_the_example_shape_is_clean():
     ({"lb1": {"load_balancer_api_keys": [{"client": "team-a", "key": "short"}]}},
      "lb1: load_balancer_api_keys[0] (team-a): key: 24 or more printable characters"),
     ({"infra1": {"prometheus_scrape_timeout": "2m"}}, "infra1: prometheus_scrape_timeout: 2m is longer than prometheus_scrape_interval"),
+    ({"infra1": {"prometheus_dcgm_exporter_port": 70000}}, "infra1: prometheus_dcgm_exporter_port: 70000 is not a port (1-65535), nor 0"),
     ({"gpu-a1": {"llmfleet_zone": "Zone A"}}, "gpu-a1: llmfleet_zone: 'Zone A' is not a zone name"),
     # ranges of counts, fractions, rates and timeouts
     ({"gpu-a1": {"rolling_update_min_healthy_fraction": 1.5}}, "gpu-a1: rolling_update_min_healthy_fraction: 1.5 is out of range"),

@@ -24,26 +24,42 @@ def _plan(address, engine="llamacpp", replicas=2, gpus=False, model="smollm2"):
             "replicas": [{"index": i, "port": 8000 + i, "gpus": [str(i)] if gpus else []} for i in range(replicas)]}
 
 
+def _entry(address, zone="", roles=("node_exporter",), **endpoints):
+    entry = {"address": address, "zone": zone, "zone_label": zone or "none", "roles": sorted(roles)}
+    if "node_exporter" in roles:
+        entry["node_exporter"] = {"port": endpoints.pop("node_exporter_port", 9100)}
+    if "load_balancer" in roles:
+        entry["load_balancer"] = dict({"engine": "haproxy", "stats_port": 8404, "runtime_socket": "/run/haproxy/admin.sock",
+                                       "access_log": "/var/log/llmfleet/lb-access.json"}, **endpoints)
+    return entry
+
+
+MODEL = ("node_exporter", "model_server")
+LB = ("node_exporter", "load_balancer")
+# The fleet plan as fleet_validate makes it (each role's resolved values): ports and engines are taken
+# from here as they are, whatever they are.
+FLEET = {"hosts": {
+    "model-b1": _entry("10.0.2.11", "zone-b", MODEL),
+    "model-a1": _entry("10.0.1.11", "zone-a", MODEL),
+    "model-a2": _entry("10.0.1.12", "zone-a", MODEL),
+    "lb1": _entry("10.0.1.5", "zone-a", LB),
+    "lb2": _entry("10.0.2.5", "zone-b", LB, engine="nginx"),
+    "lb3": _entry("10.0.3.5", "zone-c", LB, stats_port=9404),
+    "infra1": _entry("fd00::5", node_exporter_port=9200),
+    "spare": _entry("10.0.9.9", roles=()),
+}}
 HOSTVARS = {
-    "model-b1": {"ansible_host": "10.0.2.11", "llmfleet_zone": "zone-b", "model_server_plan": _plan("10.0.2.11")},
-    "model-a1": {"ansible_host": "10.0.1.11", "llmfleet_zone": "zone-a",
-                 "model_server_plan": _plan("10.0.1.11", engine="vllm", replicas=1, gpus=True, model="qwen")},
-    "model-a2": {"ansible_host": "10.0.1.12", "llmfleet_zone": "zone-a",
-                 "model_server_plan": _plan("10.0.1.12", engine="ollama", replicas=1)},
-    "lb1": {"ansible_host": "lb1.example.com", "llmfleet_address": "10.0.1.5", "llmfleet_zone": "zone-a"},
-    "lb2": {"ansible_host": "10.0.2.5", "llmfleet_zone": "zone-b", "load_balancer_engine": "nginx"},
-    "infra1": {"ansible_host": "fd00::5", "node_exporter_port": 9200},
-    "spare": {"ansible_host": "10.0.9.9", "node_exporter_enabled": False},
+    "model-b1": {"model_server_plan": _plan("10.0.2.11")},
+    "model-a1": {"model_server_plan": _plan("10.0.1.11", engine="vllm", replicas=1, gpus=True, model="qwen")},
+    "model-a2": {"model_server_plan": _plan("10.0.1.12", engine="ollama", replicas=1)},
 }
-ALL = list(HOSTVARS)
-MODELS = ["model-b1", "model-a1", "model-a2"]
 
 
-def _jobs():
-    return {j["job_name"]: j for j in monitoring.scrape_jobs(ALL, MODELS, ["lb1", "lb2"], HOSTVARS)}
+def _jobs(fleet=None, dcgm_port=9400):
+    return {j["job_name"]: j for j in monitoring.scrape_jobs(fleet or FLEET, HOSTVARS, dcgm_port)}
 
 
-def test_node_exporter_on_every_host_in_zone_order_with_zone_labels():
+def test_node_exporter_where_it_runs_in_zone_order_with_zone_labels():
     node = _jobs()["node"]["static_configs"]
     assert [(c["labels"]["instance"], c["labels"]["zone"], c["targets"]) for c in node] == [
         ("lb1", "zone-a", ["10.0.1.5:9100"]),
@@ -51,15 +67,17 @@ def test_node_exporter_on_every_host_in_zone_order_with_zone_labels():
         ("model-a2", "zone-a", ["10.0.1.12:9100"]),
         ("lb2", "zone-b", ["10.0.2.5:9100"]),
         ("model-b1", "zone-b", ["10.0.2.11:9100"]),
-        # No zone: labelled "none", last; IPv6 in brackets; its own port. "spare" turned it off.
+        ("lb3", "zone-c", ["10.0.3.5:9100"]),
+        # No zone: labelled "none", last; IPv6 in brackets; its own port. "spare" does not run it.
         ("infra1", "none", ["[fd00::5]:9200"]),
     ]
 
 
-def test_only_haproxy_load_balancers_have_a_metrics_endpoint():
+def test_only_haproxy_load_balancers_have_a_metrics_endpoint_on_their_own_stats_port():
     haproxy = _jobs()["haproxy"]
     assert haproxy["metrics_path"] == "/metrics"
-    assert haproxy["static_configs"] == [{"targets": ["10.0.1.5:8404"], "labels": {"instance": "lb1", "zone": "zone-a"}}]
+    assert haproxy["static_configs"] == [{"targets": ["10.0.1.5:8404"], "labels": {"instance": "lb1", "zone": "zone-a"}},
+                                         {"targets": ["10.0.3.5:9404"], "labels": {"instance": "lb3", "zone": "zone-c"}}]
 
 
 def test_replicas_carry_the_load_balancers_names_and_ollama_is_left_out():
@@ -74,21 +92,27 @@ def test_replicas_carry_the_load_balancers_names_and_ollama_is_left_out():
     ]
 
 
-def test_dcgm_only_where_replicas_have_gpus():
+def test_dcgm_only_where_replicas_have_gpus_and_only_when_a_port_is_given():
     assert _jobs()["dcgm"]["static_configs"] == [
         {"targets": ["10.0.1.11:9400"], "labels": {"instance": "model-a1", "zone": "zone-a"}}]
+    assert "dcgm" not in _jobs(dcgm_port=0)
 
 
-def test_turned_off_roles_and_missing_groups_leave_no_empty_job():
-    hostvars = dict(HOSTVARS, lb1=dict(HOSTVARS["lb1"], load_balancer_enabled=False))
-    jobs = {j["job_name"] for j in monitoring.scrape_jobs(["lb1"], [], ["lb1", "lb2"], hostvars)}
-    assert jobs == {"node"}
+def test_roles_that_do_not_run_leave_no_empty_job():
+    fleet = {"hosts": {"lb1": _entry("10.0.1.5", "zone-a", ("load_balancer",), engine="nginx"),
+                       "infra1": _entry("10.0.3.5", roles=())}}
+    assert _jobs(fleet) == {}
 
 
 def test_a_model_node_without_a_plan_is_named():
-    hostvars = dict(HOSTVARS, **{"model-b1": {"ansible_host": "10.0.2.11"}})
-    with pytest.raises(ValueError, match="no replica plan for model-b1"):
-        monitoring.scrape_jobs(ALL, MODELS, [], hostvars)
+    fleet = {"hosts": dict(FLEET["hosts"], **{"model-c1": _entry("10.0.3.11", "zone-c", MODEL)})}
+    with pytest.raises(ValueError, match="no replica plan for model-c1"):
+        monitoring.scrape_jobs(fleet, HOSTVARS)
+
+
+def test_without_the_fleet_plan_it_says_what_to_run():
+    with pytest.raises(ValueError, match="llmfleet_fleet is not set: run playbooks/validate.yml"):
+        monitoring.scrape_jobs(None, HOSTVARS)
 
 
 @pytest.mark.parametrize("change,message", [
