@@ -20,7 +20,8 @@ description:
   - The same file holds C(llmfleet_lb_members) (every replica of every model node as a load-balancer
     member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine)
     (an engine's ports and paths), C(llmfleet_host_addresses), C(llmfleet_host_networks) (hosts' addresses, as /32 networks) and
-    C(llmfleet_models_problem), C(model_server_local_urls) (a node's replicas as URLs on the node itself) and
+    C(llmfleet_models_problem), C(model_server_local_urls) (a node's replicas as URLs on the node itself),
+    C(model_server_local_watch) (their units or containers, for health_gate's C(watch)) and
     C(model_server_container) (community.docker.docker_container arguments) and
     C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests).
 options:
@@ -129,6 +130,12 @@ def model_server_local_urls(plan):
     return ["http://127.0.0.1:%d" % int(replica["port"]) for replica in plan["replicas"]]
 
 
+def model_server_local_watch(plan):
+    """A node's replicas' processes for health_gate's watch, in the order of model_server_local_urls:
+    systemd:UNIT for native replicas, docker:CONTAINER for containers (the same names the role gives them)."""
+    return [serving.replica_watch(plan["runtime"], plan["name"], replica["index"]) for replica in plan["replicas"]]
+
+
 def model_server_pinned_image(reference, repo_digests):
     try:
         return serving.pinned_image(reference, repo_digests)
@@ -150,5 +157,6 @@ class FilterModule(object):
             "llmfleet_host_networks": llmfleet_host_networks,
             "llmfleet_models_problem": llmfleet_models_problem,
             "model_server_local_urls": model_server_local_urls,
+            "model_server_local_watch": model_server_local_watch,
             "model_server_pinned_image": model_server_pinned_image,
         }

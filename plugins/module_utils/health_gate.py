@@ -8,7 +8,13 @@ endpoint (status, optionally a JMESPath expression on its JSON body) and, when a
 chat completion within a latency budget: vLLM's /health can be 200 before the engine serves
 (vllm#15313), so only a completion proves it. Connection refused and 503 mean "still loading"
 (engines refuse connections or answer 503 while the model loads) and have their own, longer
-timeout. Every attempt is reported.
+timeout. So does a connection reset before any answer: a container's published port is held by
+Docker's userland proxy, which accepts the connection and resets it while the engine inside does not
+listen yet (measured on the lab's docker-engine hosts); counted as a failure, it made a container
+that loads for minutes (vLLM) fail the gate's short `timeout`. A replica whose process restarts
+during the gate (its systemd unit's NRestarts or its container's RestartCount goes up: a release
+that crashes at start and is restarted by its restart policy) fails at once, instead of looking
+like one that loads until `loading_timeout`. Every attempt is reported.
 
 The HTTP call and the clock are passed in, so that the logic is tested without sockets or sleeps.
 """
@@ -42,7 +48,7 @@ def _json(body):
 def check_response(resp, expect_status, query=None, expect=None, search=None):
     """(state, reason): state is 'ok', 'loading' or 'failed'."""
     if resp.refused:
-        return "loading", "connection refused"
+        return "loading", resp.error or "connection refused"
     if resp.error:
         return "failed", resp.error
     if resp.status in LOADING_STATUSES and resp.status != expect_status:
@@ -82,14 +88,41 @@ def check_completion(resp, latency_budget):
     return "ok", ""
 
 
-def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loading_timeout=600.0):
+RESTART_COUNTERS = {
+    # kind: the command that prints the replica's restart count (the name is appended).
+    "systemd": ["systemctl", "show", "--property=NRestarts", "--value"],
+    "docker": ["docker", "inspect", "--format", "{{.RestartCount}}"],
+}
+
+
+def parse_watch(text):
+    """'systemd:UNIT' or 'docker:CONTAINER' -> (kind, name); ValueError naming what is wrong."""
+    kind, _sep, name = str(text).partition(":")
+    if kind not in RESTART_COUNTERS or not name:
+        raise ValueError("%r is not KIND:NAME with KIND one of %s" % (text, ", ".join(sorted(RESTART_COUNTERS))))
+    return kind, name
+
+
+def restart_count(run, kind, name):
+    """The replica's restart count, or None when it cannot be read (the unit or container is not there).
+    run(argv) -> (rc, stdout, stderr)."""
+    rc, out, _err = run(RESTART_COUNTERS[kind] + [name])
+    text = (out or "").strip()
+    return int(text) if rc == 0 and text.isdigit() else None
+
+
+def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loading_timeout=600.0, restarts=None):
     """Probe until `consecutive` passes in a row, or give up.
 
     probe(): (state, reason, details) with state 'ok', 'loading' or 'failed'.
+    restarts(): the replica's restart count or None (unknown); when it rises above its value at the
+    start, the gate fails at once (the process crashed and was restarted).
     Deadlines: loading_timeout while the replica is loading (from the start); after its first
     non-loading answer, timeout more seconds to pass.
     Returns a report dict: passed, reason, attempts, loading_seconds, seconds.
     """
+    restarts = restarts or (lambda: None)
+    restarts_at_start = restarts()
     start = clock()
     loaded_at = None
     streak = 0
@@ -105,6 +138,13 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
         attempt.update(details or {})
         attempts.append(attempt)
         now = clock()
+        count = restarts() if state != "ok" else None
+        if restarts_at_start is None:
+            restarts_at_start = count  # the first count that could be read is the baseline
+        elif count is not None and count > restarts_at_start:
+            return _report(False, "restarted %d time(s) during the gate: it crashes (last: %s)"
+                           % (count - restarts_at_start, reason or state), attempts, start, now,
+                           (loaded_at or now) - start)
         if state == "loading" and loaded_at is None:
             streak = 0
             if now - start >= loading_timeout:

@@ -149,6 +149,12 @@ def replica_unit(service_name, index):
     return "llmfleet-%s-%d" % (service_name, index)
 
 
+def replica_watch(runtime, service_name, index):
+    """What health_gate watches for restarts: systemd:UNIT.service or docker:CONTAINER."""
+    name = replica_unit(service_name, index)
+    return "docker:" + name if runtime == "docker" else "systemd:%s.service" % name
+
+
 def server_name(host, index):
     """What every load balancer calls a replica (HAProxy server, nginx comment, rolling update)."""
     return "%s-r%d" % (host, index)

@@ -18,7 +18,12 @@ description:
     I(completion.latency_budget) seconds.
   - Connection refused and HTTP 503 count as "loading" (engines refuse connections or answer 503
     while the model loads) and have their own I(loading_timeout); once the replica answered
-    otherwise, it has I(timeout) seconds to pass.
+    otherwise, it has I(timeout) seconds to pass. A connection reset before any answer is "loading"
+    too (Docker's userland proxy holds a container's published port and resets connections while
+    the engine inside does not listen yet).
+  - With I(watch), a replica whose process is restarted during the gate (a release that crashes at
+    start, restarted by its unit's or container's restart policy) fails at once instead of looking
+    like one that is still loading.
   - Fails with the report of every attempt when the replica does not pass. Reads only, so it runs
     the same in check mode.
 options:
@@ -33,6 +38,14 @@ options:
         same options. The gate passes when every replica passes; each one's report is in I(replicas).
     type: list
     elements: str
+  watch:
+    description:
+      - The replica's process, one per URL in the same order - C(systemd:UNIT) or C(docker:CONTAINER).
+        Its restart count (the unit's C(NRestarts), the container's C(RestartCount)) is read after
+        every check that does not pass; when it rises, the replica fails at once.
+    type: list
+    elements: str
+    default: []
   health_path:
     description: Readiness path (the engine's, see module_utils/serving.py).
     type: str
@@ -130,6 +143,10 @@ EXAMPLES = r"""
     urls:
       - http://127.0.0.1:8000
       - http://127.0.0.1:8001
+    # A replica that crashes and is restarted by its unit fails at once, not at loading_timeout.
+    watch:
+      - systemd:llmfleet-llm-0.service
+      - systemd:llmfleet-llm-1.service
     completion:
       model: smollm2
     consecutive: 2
@@ -191,10 +208,27 @@ def fetch(url, data, headers, timeout, validate_certs):
     except HTTPError as exc:
         return health_gate.Response(exc.code, exc.read(), seconds=time.monotonic() - started)
     except URLError as exc:
-        refused = isinstance(exc.reason, ConnectionRefusedError)
-        return health_gate.Response(None, error="%s" % exc.reason, refused=refused, seconds=time.monotonic() - started)
-    except (OSError, ValueError) as exc:  # timeouts, resets, malformed answers
+        if isinstance(exc.reason, NO_ANSWER):
+            return _no_answer(started)
+        if isinstance(exc.reason, ConnectionRefusedError):
+            return health_gate.Response(None, refused=True, seconds=time.monotonic() - started)
+        return health_gate.Response(None, error="%s" % exc.reason, seconds=time.monotonic() - started)
+    except NO_ANSWER:  # http.client.RemoteDisconnected is a reset: closed without a status line
+        return _no_answer(started)
+    except (OSError, ValueError) as exc:  # timeouts, malformed answers
         return health_gate.Response(None, error="%s: %s" % (type(exc).__name__, exc), seconds=time.monotonic() - started)
+
+
+# The connection was taken and dropped before any answer: reset by the peer, or reset while the request
+# was still being written.
+NO_ANSWER = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+def _no_answer(started):
+    # Docker's userland proxy accepts on a container's published port and resets the connection while
+    # nothing listens inside: the replica is not up yet, as with a refused connection.
+    return health_gate.Response(None, error="connection reset before an answer (nothing listening behind the port)",
+                                refused=True, seconds=time.monotonic() - started)
 
 
 def main():
@@ -202,6 +236,7 @@ def main():
         argument_spec=dict(
             url=dict(type="str"),
             urls=dict(type="list", elements="str"),
+            watch=dict(type="list", elements="str", default=[]),
             health_path=dict(type="str", default="/health"),
             expect_status=dict(type="int", default=200),
             json_query=dict(type="str"),
@@ -232,6 +267,14 @@ def main():
     for url in urls:
         if not url.startswith(("http://", "https://")):
             module.fail_json(msg="%s: %r is not an http:// or https:// URL" % ("url" if p["url"] else "urls", url))
+    watched = []
+    for text in p["watch"]:
+        try:
+            watched.append(health_gate.parse_watch(text))
+        except ValueError as exc:
+            module.fail_json(msg="watch: %s" % exc)
+    if watched and len(watched) != len(urls):
+        module.fail_json(msg="watch: %d given for %d URLs: one per URL, in the same order" % (len(watched), len(urls)))
     for name in ("consecutive", "interval", "timeout", "loading_timeout", "request_timeout"):
         if p[name] is None or p[name] <= 0:
             module.fail_json(msg="%s: must be greater than 0, got %r" % (name, p[name]))
@@ -256,17 +299,25 @@ def main():
         details.update(completion_status=answer.status, completion_ms=round(answer.seconds * 1000, 1))
         return state, reason, details
 
-    def gate(base):
+    def restarts(process):
+        if process is None:
+            return None
+        kind, name = process
+        return lambda: health_gate.restart_count(module.run_command, kind, name)
+
+    def gate(base, process=None):
         return lambda: health_gate.run_gate(lambda: probe(base), time.monotonic, time.sleep, p["consecutive"],
-                                            p["interval"], p["timeout"], p["loading_timeout"])
+                                            p["interval"], p["timeout"], p["loading_timeout"], restarts(process))
 
     bases = [url.rstrip("/") for url in urls]
+    processes = watched or [None] * len(bases)
     if p["url"] is not None:
-        report = gate(bases[0])()
+        report = gate(bases[0], processes[0])()
         if not report["passed"]:
             module.fail_json(msg="%s: %s" % (bases[0], report["reason"]), changed=False, **report)
         module.exit_json(changed=False, **report)
-    replicas = [dict(report, url=base) for base, report in zip(bases, health_gate.run_gates([gate(b) for b in bases]))]
+    replicas = [dict(report, url=base) for base, report in
+                zip(bases, health_gate.run_gates([gate(b, w) for b, w in zip(bases, processes)]))]
     result = dict(changed=False, passed=all(r["passed"] for r in replicas), replicas=replicas,
                   seconds=max(r["seconds"] for r in replicas))
     if not result["passed"]:

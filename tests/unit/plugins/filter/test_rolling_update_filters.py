@@ -68,3 +68,12 @@ def test_a_nodes_replicas_as_urls_on_the_node_itself():
     from ansible_collections.llmfleet.cluster.plugins.filter import serving
     plan = {"replicas": [{"index": 0, "port": 8000, "gpus": [0]}, {"index": 1, "port": "8001", "gpus": [1]}]}
     assert serving.model_server_local_urls(plan) == ["http://127.0.0.1:8000", "http://127.0.0.1:8001"]
+
+
+def test_a_nodes_replicas_processes_for_the_gates_watch_in_the_order_of_their_urls():
+    from ansible_collections.llmfleet.cluster.plugins.filter import serving
+    replicas = [{"index": 0, "port": 8000, "gpus": []}, {"index": 1, "port": 8001, "gpus": []}]
+    assert serving.model_server_local_watch({"runtime": "systemd", "name": "llm", "replicas": replicas}) == [
+        "systemd:llmfleet-llm-0.service", "systemd:llmfleet-llm-1.service"]
+    assert serving.model_server_local_watch({"runtime": "docker", "name": "qwen", "replicas": replicas}) == [
+        "docker:llmfleet-qwen-0", "docker:llmfleet-qwen-1"]

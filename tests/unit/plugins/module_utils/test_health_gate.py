@@ -136,3 +136,42 @@ def test_a_gate_that_times_out_on_a_pass_names_the_failure_that_broke_the_streak
     assert report["attempts"][-1]["state"] == "ok"
     assert report["reason"] == ("no 3 passing checks in a row within 6 s of loading; "
                                 "last failure: completion: 2.10 s, over the 1.49 s budget (then 2 passing)")
+
+
+def test_a_replica_restarted_during_the_gate_fails_at_once_not_at_the_loading_timeout():
+    """A release that exits at start: its unit or container restart policy brings it back again and
+    again, so it looks like one that is loading. Its restart count gives it away."""
+    clock = Clock()
+    counts = iter([0, 0, 1])
+    report = hg.run_gate(scripted(clock, ["loading"]), clock, clock.sleep, loading_timeout=600,
+                         restarts=lambda: next(counts))
+    assert not report["passed"]
+    assert report["reason"] == "restarted 1 time(s) during the gate: it crashes (last: scripted loading)"
+    assert len(report["attempts"]) == 2 and clock.now < 5
+
+
+def test_restart_counts_that_cannot_be_read_or_do_not_move_change_nothing():
+    clock = Clock()
+    counts = iter([None, None, 4, 4, 4, 4])   # read from the first readable value on
+    report = hg.run_gate(scripted(clock, ["loading", "loading", "loading", "ok"]), clock, clock.sleep,
+                         restarts=lambda: next(counts))
+    assert report["passed"], report
+
+
+@pytest.mark.parametrize("rc,out,expected", [(0, "3\n", 3), (0, "", None), (1, "", None), (0, "[n/a]", None)])
+def test_restart_count_reads_the_units_or_containers_counter(rc, out, expected):
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return rc, out, ""
+    assert hg.restart_count(run, "systemd", "llmfleet-llm-0.service") == expected
+    assert hg.restart_count(run, "docker", "llmfleet-llm-0") == expected
+    assert calls == [["systemctl", "show", "--property=NRestarts", "--value", "llmfleet-llm-0.service"],
+                     ["docker", "inspect", "--format", "{{.RestartCount}}", "llmfleet-llm-0"]]
+
+
+@pytest.mark.parametrize("text", ["llmfleet-llm-0", "podman:x", "docker:", ":x"])
+def test_a_watch_that_is_not_kind_and_name_is_refused(text):
+    with pytest.raises(ValueError, match="is not KIND:NAME with KIND one of docker, systemd"):
+        hg.parse_watch(text)

@@ -2,7 +2,9 @@
 503), serving, answering slowly, answering garbage."""
 
 import json
+import os
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,9 +51,9 @@ class Engine(BaseHTTPRequestHandler):
         return self._send(200, self.completion_body)
 
 
-def serve(name):
+def serve(name, base=Engine):
     """A fake engine on a loopback port, with its own class state (ready_at, delays, requests)."""
-    handler = type(name, (Engine,), {"requests": []})
+    handler = type(name, (base,), {"requests": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -176,5 +178,63 @@ def test_one_replica_failing_fails_the_node_and_names_only_it(module_runner, eng
     ({"url": None, "urls": ["127.0.0.1:8000"]}, "urls: '127.0.0.1:8000' is not an http:// or https:// URL"),
 ])
 def test_bad_url_lists(module_runner, bad, message):
+    code, result = module_runner(health_gate.main, args(1, **bad))
+    assert code == 1 and message in result["msg"], result["msg"]
+
+
+class ProxiedEngine(Engine):
+    """An engine behind Docker's userland proxy: until it listens, the proxy accepts each connection and
+    resets it (as measured on the lab's docker-engine hosts)."""
+    listens_at = 0.0
+
+    def handle(self):
+        if time.monotonic() < self.listens_at:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return  # the server closes the socket: an RST, no status line
+        super().handle()
+
+
+@pytest.fixture
+def proxied_engine():
+    yield from serve("ProxiedTestEngine", ProxiedEngine)
+
+
+def test_a_reset_before_any_answer_is_loading_not_a_failure(module_runner, proxied_engine):
+    """Counted as failures, the resets would start the short `timeout` (0.3 s here): a container that
+    loads for minutes would fail its gate."""
+    server, handler = proxied_engine
+    handler.listens_at = time.monotonic() + 0.8
+    code, result = module_runner(health_gate.main, args(server.server_port, timeout=0.3, loading_timeout=5))
+    assert code == 0 and result["passed"], result
+    loading = [a for a in result["attempts"] if a["state"] == "loading"]
+    assert loading and all("connection reset before an answer" in a["reason"] for a in loading)
+
+
+def test_a_watched_replica_that_restarts_fails_at_once(module_runner, proxied_engine, tmp_path, monkeypatch):
+    """The unit's restart count, read with systemctl (a stand-in here that prints a counter file),
+    rises while the replica never listens: the gate fails at once, not at loading_timeout."""
+    server, handler = proxied_engine
+    handler.listens_at = time.monotonic() + 60
+    counter = tmp_path / "nrestarts"
+    counter.write_text("0\n")
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\n[ \"$*\" = 'show --property=NRestarts --value llmfleet-llm-0.service' ] || exit 9\n"
+                    f"cat {counter}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    threading.Timer(0.4, counter.write_text, args=("1\n",)).start()
+    started = time.monotonic()
+    code, result = module_runner(health_gate.main, args(server.server_port, loading_timeout=30,
+                                                        watch=["systemd:llmfleet-llm-0.service"]))
+    assert code == 1 and "restarted 1 time(s) during the gate: it crashes" in result["msg"], result["msg"]
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"watch": ["llmfleet-llm-0.service"]}, "watch: 'llmfleet-llm-0.service' is not KIND:NAME"),
+    ({"watch": ["docker:a", "docker:b"]}, "watch: 2 given for 1 URLs: one per URL, in the same order"),
+])
+def test_bad_watch_lists(module_runner, bad, message):
     code, result = module_runner(health_gate.main, args(1, **bad))
     assert code == 1 and message in result["msg"], result["msg"]
