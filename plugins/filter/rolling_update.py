@@ -130,10 +130,10 @@ def rolling_update_lb_list(fleet):
     run for every LB call."""
     try:
         lbs = fleet_plan.hosts_running(fleet, "load_balancer")
-        return [{"host": lb, "engine": fleet_plan.fleet_host(fleet, lb)["load_balancer"]["engine"],
-                 "socket": fleet_plan.fleet_host(fleet, lb)["load_balancer"]["runtime_socket"]} for lb in lbs]
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
+    endpoints = dict((lb, fleet_plan.fleet_hosts(fleet)[lb]["load_balancer"]) for lb in lbs)
+    return [{"host": lb, "engine": endpoints[lb]["engine"], "socket": endpoints[lb]["runtime_socket"]} for lb in lbs]
 
 
 def rolling_update_left_alone(views):

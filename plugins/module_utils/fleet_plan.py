@@ -52,15 +52,9 @@ def fleet_plan(hosts):
 
 def hosts_running(fleet, role):
     """Names of the hosts `role` runs on, zone by zone in the order every play uses, then by name."""
-    found = [name for name, entry in fleet_hosts(fleet).items() if role in entry.get("roles", ())]
-    return ordered(found, fleet)
-
-
-def ordered(names, fleet):
     entries = fleet_hosts(fleet)
-    zone_of = dict((name, entries[name]["zone"]) for name in names)
-    order = dict((zone, i) for i, zone in enumerate(zones.zone_order(list(zone_of.values()))))
-    return sorted(names, key=lambda name: (order[zone_of[name]], zones.natural_key(name)))
+    found = [name for name, entry in entries.items() if role in entry.get("roles", ())]
+    return zones.in_zone_order(found, dict((name, entries[name]["zone"]) for name in found))
 
 
 def fleet_hosts(fleet):

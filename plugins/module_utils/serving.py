@@ -174,8 +174,7 @@ def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
                          "(playbooks/serving.yml plans every model node's replicas first; keep them in --limit)"
                          % ", ".join(sorted(missing, key=zones.natural_key)))
     zone_of = {h: hostvars[h].get("llmfleet_zone") or zones.NO_ZONE for h in model_hosts}
-    order = {z: i for i, z in enumerate(zones.zone_order(list(zone_of.values())))}
-    for host in sorted(model_hosts, key=lambda h: (order[zone_of[h]], zones.natural_key(h))):
+    for host in zones.in_zone_order(model_hosts, zone_of):
         plan = hostvars[host][plan_fact]
         for replica in plan["replicas"]:
             members.append({

@@ -31,6 +31,14 @@ def zone_order(zones):
     return named
 
 
+def in_zone_order(hosts, zone_of):
+    """hosts sorted zone by zone in the order every play uses (hosts without a zone last), then by name.
+    zone_of: mapping host name -> zone name (missing or None means no zone)."""
+    zone = dict((host, zone_of.get(host) or NO_ZONE) for host in hosts)
+    order = dict((name, i) for i, name in enumerate(zone_order(list(zone.values()))))
+    return sorted(hosts, key=lambda host: (order[zone[host]], natural_key(host)))
+
+
 def batches_by_zone(hosts, zone_of, max_hosts):
     """Split hosts into batches that each stay inside one zone.
 

@@ -109,6 +109,28 @@ def test_a_typo_in_a_role_variable_is_named_with_the_known_one(tmp_path):
     assert result["problems"] == ["lb1: load_balancer_api_keys: empty - no client could call the API (every request needs a key)"]
 
 
+def test_a_rolling_update_after_another_validation_in_the_same_run_is_still_checked_as_one(tmp_path):
+    """The plan is made once per run, but a rolling update's stricter check (the capacity rule as an
+    error) is not skipped because an earlier play of the same run (site.yml's) validated already."""
+    inventory = inventory_with(tmp_path, {h: {"llmfleet_zone": "zone-a"} for h in
+                                          ("gpu-a1", "gpu-a2", "gpu-b1", "gpu-b2", "gpu-c1", "gpu-c2")})
+    playbook = tmp_path / "both.yml"
+    playbook.write_text(f"""---
+- name: As site.yml does
+  ansible.builtin.import_playbook: {REPO / "playbooks" / "validate.yml"}
+
+- name: As rolling_update.yml does
+  ansible.builtin.import_playbook: {REPO / "playbooks" / "validate.yml"}
+  vars:
+    llmfleet_validate_rolling_update: true
+""")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "model_nodes: taking zone zone-a out would leave fewer than 6 of 12 replicas" in proc.stdout
+
+
 @pytest.mark.parametrize("zones,refused", [(["zone-a"] * 6, True), (["zone-a", "zone-a", "zone-b", "zone-b", "zone-c", "zone-c"], False)])
 def test_a_fleet_the_rolling_update_cannot_take_apart_is_refused_for_the_update(tmp_path, zones, refused):
     hosts = ["gpu-a1", "gpu-a2", "gpu-b1", "gpu-b2", "gpu-c1", "gpu-c2"]

@@ -46,3 +46,9 @@ def test_hosts_not_asked_for_are_left_alone_and_nothing_to_do_gives_no_batch():
 def test_bad_budget_is_refused(bad):
     with pytest.raises(ValueError, match="max_hosts"):
         zones.batches_by_zone(["model-a1"], ZONE_OF, bad)
+
+
+def test_hosts_in_zone_order_then_natural_names_without_a_zone_last():
+    zone_of = {"lb10": "zone-b", "lb2": "zone-b", "gpu-a10": "zone-a", "gpu-a2": "zone-a", "infra1": None}
+    assert zones.in_zone_order(["infra1", "lb10", "gpu-a10", "lb2", "gpu-a2", "spare"], zone_of) == [
+        "gpu-a2", "gpu-a10", "lb2", "lb10", "infra1", "spare"]
