@@ -22,7 +22,9 @@ description:
     (an engine's ports and paths), C(llmfleet_host_addresses), C(llmfleet_host_networks) (hosts' addresses, as /32 networks) and
     C(llmfleet_models_problem), C(model_server_local_urls) (a node's replicas as URLs on the node itself),
     C(model_server_local_watch) (their units or containers, for health_gate's C(watch)) and
-    C(model_server_container) (community.docker.docker_container arguments) and
+    C(model_server_container) (community.docker.docker_container arguments),
+    C(model_server_unit_files) (a node's native replicas' unit and environment files, for the module
+    llmfleet.cluster.systemd_replicas) and
     C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests).
 options:
   _input:
@@ -65,7 +67,7 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
+from ansible_collections.llmfleet.cluster.plugins.module_utils import replica_units, serving
 
 
 def model_server_replicas(count, base_port, gpu_ids=None, gpus_per_replica=0, explicit=None):
@@ -136,6 +138,15 @@ def model_server_local_watch(plan):
     return [serving.replica_watch(plan["runtime"], plan["name"], replica["index"]) for replica in plan["replicas"]]
 
 
+def model_server_unit_files(plan, release):
+    """A node's native replicas' files ([{index, unit, environment}]) from its plan and the release (see
+    module_utils/replica_units.render), rendered on the controller for one systemd_replicas call."""
+    try:
+        return replica_units.render(plan, release)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError("model_server_unit_files: %s" % exc)
+
+
 def model_server_pinned_image(reference, repo_digests):
     try:
         return serving.pinned_image(reference, repo_digests)
@@ -159,4 +170,5 @@ class FilterModule(object):
             "model_server_local_urls": model_server_local_urls,
             "model_server_local_watch": model_server_local_watch,
             "model_server_pinned_image": model_server_pinned_image,
+            "model_server_unit_files": model_server_unit_files,
         }

@@ -294,14 +294,14 @@ def summary(result):
     return lines
 
 
-PHASES = (("check", "start", "checked"), ("prepare", "checked", "prepared"), ("baseline", "prepared", "measured"), ("drain", "drain_start", "drained"),
+PHASES = (("check", "start", "checked"), ("baseline", "checked", "measured"), ("drain", "drain_start", "drained"),
           ("update", "drained", "updated"), ("gate", "updated", "gated"),
           ("enable", "gated", "enabled"), ("soak", "enabled", "soaked"), ("rollback", "rollback_start", "rolled_back"))
 
 
 def zone_fields(times, error, rollback_error="", refused=False):
     """What the result file says about a zone: status, error, and seconds per phase from the
-    timestamps (epoch seconds) the playbook noted: start, checked, prepared, measured, drain_start,
+    timestamps (epoch seconds) the playbook noted: start, checked, measured, drain_start,
     drained, updated, gated, enabled, soaked,
     rollback_start, rolled_back (missing ones: the phase did not run)."""
     times = dict((k, float(v)) for k, v in (times or {}).items())

@@ -114,11 +114,11 @@ def test_soak_adds_up_every_load_balancer():
 
 
 def test_zone_fields():
-    times = {"start": 100, "checked": 100.2, "prepared": 100.5, "measured": 101.0, "drain_start": 100, "drained": 101.5, "updated": 104,
+    times = {"start": 100, "checked": 100.5, "measured": 101.0, "drain_start": 100, "drained": 101.5, "updated": 104,
              "gated": 106, "enabled": 107, "soaked": 117}
     fields = rolling_update.zone_fields(times, "")
     assert fields == {"status": "updated", "step": None, "step_started_at": None,
-                      "seconds": {"check": 0.2, "prepare": 0.3, "baseline": 0.5, "drain": 1.5, "update": 2.5, "gate": 2.0, "enable": 1.0,
+                      "seconds": {"check": 0.5, "baseline": 0.5, "drain": 1.5, "update": 2.5, "gate": 2.0, "enable": 1.0,
                                   "soak": 10.0, "total": 17.0}}
     refused = rolling_update.zone_fields({"start": 0, "checked": 1}, "only 0 replicas outside", refused=True)
     assert refused["status"] == "refused" and "not touched" in refused["note"]
