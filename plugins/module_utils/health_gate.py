@@ -111,8 +111,15 @@ def restart_count(run, kind, name):
     return int(text) if rc == 0 and text.isdigit() else None
 
 
-def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loading_timeout=600.0, restarts=None):
+def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loading_timeout=600.0, restarts=None,
+             loading_interval=None):
     """Probe until `consecutive` passes in a row, or give up.
+
+    interval: seconds between checks once the replica answered (the passes in a row span that much
+    time). loading_interval: between checks while it is still loading (default: interval); a refused
+    connection costs nothing, and a replica that loads in 0.8 s is then seen at once instead of at the
+    next whole interval (a zone is out of the pool meanwhile). The restart count is read at most once
+    per interval.
 
     probe(): (state, reason, details) with state 'ok', 'loading' or 'failed'.
     restarts(): the replica's restart count or None (unknown); when it rises above its value at the
@@ -123,7 +130,9 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
     """
     restarts = restarts or (lambda: None)
     restarts_at_start = restarts()
+    loading_interval = interval if loading_interval is None else min(loading_interval, interval)
     start = clock()
+    counted_at = None
     loaded_at = None
     streak = 0
     attempts = []
@@ -138,7 +147,9 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
         attempt.update(details or {})
         attempts.append(attempt)
         now = clock()
-        count = restarts() if state != "ok" else None
+        count = None
+        if state != "ok" and (counted_at is None or now - counted_at >= interval or state != "loading"):
+            count, counted_at = restarts(), now
         if restarts_at_start is None:
             restarts_at_start = count  # the first count that could be read is the baseline
         elif count is not None and count > restarts_at_start:
@@ -165,7 +176,7 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
                     else "last failure: %s (then %d passing)" % (last_failure, streak)
                 return _report(False, "no %d passing checks in a row within %.0f s of loading; %s"
                                % (consecutive, timeout, why), attempts, start, now, loaded_at - start)
-        sleep(interval)
+        sleep(loading_interval if loaded_at is None else interval)
 
 
 def run_gates(gates):

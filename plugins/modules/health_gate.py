@@ -93,9 +93,16 @@ options:
     type: int
     default: 3
   interval:
-    description: Seconds between checks.
+    description: Seconds between checks once the replica answers (the passes in a row span that much time).
     type: float
     default: 1.0
+  loading_interval:
+    description:
+      - Seconds between checks while the replica is still loading (refused, reset, 503), at most
+        I(interval). A replica that loads in under a second is seen when it is ready, not at the next
+        whole I(interval); its restart count (I(watch)) is still read at most once per I(interval).
+    type: float
+    default: 0.25
   timeout:
     description: Seconds to pass once the replica stopped loading.
     type: float
@@ -251,6 +258,7 @@ def main():
             headers=dict(type="dict", default={}),
             consecutive=dict(type="int", default=3),
             interval=dict(type="float", default=1.0),
+            loading_interval=dict(type="float", default=0.25),
             timeout=dict(type="float", default=60),
             loading_timeout=dict(type="float", default=600),
             request_timeout=dict(type="float", default=30),
@@ -275,7 +283,7 @@ def main():
             module.fail_json(msg="watch: %s" % exc)
     if watched and len(watched) != len(urls):
         module.fail_json(msg="watch: %d given for %d URLs: one per URL, in the same order" % (len(watched), len(urls)))
-    for name in ("consecutive", "interval", "timeout", "loading_timeout", "request_timeout"):
+    for name in ("consecutive", "interval", "loading_interval", "timeout", "loading_timeout", "request_timeout"):
         if p[name] is None or p[name] <= 0:
             module.fail_json(msg="%s: must be greater than 0, got %r" % (name, p[name]))
     if p["json_query"] and not HAS_JMESPATH:
@@ -307,7 +315,8 @@ def main():
 
     def gate(base, process=None):
         return lambda: health_gate.run_gate(lambda: probe(base), time.monotonic, time.sleep, p["consecutive"],
-                                            p["interval"], p["timeout"], p["loading_timeout"], restarts(process))
+                                            p["interval"], p["timeout"], p["loading_timeout"], restarts(process),
+                                            p["loading_interval"])
 
     bases = [url.rstrip("/") for url in urls]
     processes = watched or [None] * len(bases)

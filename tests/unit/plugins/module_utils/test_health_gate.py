@@ -175,3 +175,29 @@ def test_restart_count_reads_the_units_or_containers_counter(rc, out, expected):
 def test_a_watch_that_is_not_kind_and_name_is_refused(text):
     with pytest.raises(ValueError, match="is not KIND:NAME with KIND one of docker, systemd"):
         hg.parse_watch(text)
+
+
+def test_a_loading_replica_is_polled_at_the_loading_interval_and_its_restarts_read_once_per_interval():
+    clock = Clock(step=0.01)
+    reads = []
+
+    def restarts():
+        reads.append(clock.now)
+        return 0
+    report = hg.run_gate(scripted(clock, ["loading"] * 4 + ["ok"]), clock, clock.sleep, consecutive=2, interval=1,
+                         timeout=30, loading_timeout=60, restarts=restarts, loading_interval=0.25)
+    assert report["passed"]
+    # Ready after ~1 s of loading: seen at the fifth check (4 x 0.25 s), not after 4 whole intervals.
+    assert report["loading_seconds"] == pytest.approx(1.05)
+    # The start's count, then one read during the second of loading (not one per check).
+    assert len(reads) == 2
+    # Once it answers, the passes in a row are an interval apart.
+    at = [a["at"] for a in report["attempts"] if a["state"] == "ok"]
+    assert at[1] - at[0] == pytest.approx(1.01)
+
+
+def test_the_loading_interval_is_never_longer_than_the_interval():
+    clock = Clock(step=0.0)
+    report = hg.run_gate(scripted(clock, ["loading", "ok"]), clock, clock.sleep, consecutive=1, interval=0.5,
+                         timeout=30, loading_timeout=60, loading_interval=5)
+    assert report["loading_seconds"] == pytest.approx(0.5)
