@@ -53,13 +53,19 @@ def test_llamacpp_nodes_carry_what_the_engine_needs_and_no_compiler(hosts, conve
         host = hosts[name]
         found = installed(host, "python3-venv", "libgomp1", "gcc", "g++", "cpp", "build-essential",
                           "python3-pip", "python3-dev")
+        venvs = host.run("ls -d /opt/llmfleet/llamacpp* 2>/dev/null").stdout.split()
         if name in containers:
             # The engine and what it links live in its image: the node carries none of it.
             assert found == set(), name
-            assert not host.file("/opt/llmfleet/llamacpp").exists, name
+            assert venvs == [], name
             continue
         assert found == {"python3-venv", "libgomp1"}, name
-        assert host.run("/opt/llmfleet/llamacpp/bin/python -c 'import xllamacpp'").rc == 0, name
+        # One virtualenv, the release's own (BASE-SERVER-HASH), and the replicas' units run it: the
+        # virtualenvs of earlier releases are removed once a newer one is recorded.
+        assert len(venvs) == 1 and venvs[0].startswith("/opt/llmfleet/llamacpp-llm-"), (name, venvs)
+        unit = host.file("/etc/systemd/system/llmfleet-llm-0.service").content_string
+        assert f"ExecStart={venvs[0]}/bin/python " in unit, (name, unit)
+        assert host.run(f"{venvs[0]}/bin/python -c 'import xllamacpp'").rc == 0, name
 
 
 def test_pip_points_at_the_artifact_source(hosts, converged_lab):
