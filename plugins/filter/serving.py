@@ -25,7 +25,9 @@ description:
     C(model_server_container) (community.docker.docker_container arguments),
     C(model_server_unit_files) (a node's native replicas' unit and environment files, for the module
     llmfleet.cluster.systemd_replicas) and
-    C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests).
+    C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests),
+    C(llmfleet_lb_backends) (the members grouped into one backend per model, with its names and aliases;
+    conflicting models fail) and C(llmfleet_models_document) (the backends' models as GET /v1/models answers them).
 options:
   _input:
     description: Replica count.
@@ -95,6 +97,17 @@ def llmfleet_lb_members(model_hosts, hostvars):
         raise AnsibleFilterError(str(exc))
 
 
+def llmfleet_lb_backends(members):
+    try:
+        return serving.lb_backends(list(members))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def llmfleet_models_document(backends):
+    return serving.models_document(list(backends))
+
+
 def model_server_command(engine, model_path, model_name, port, gpus=None, extra_args=None, runtime="systemd",
                          python="python3", host="0.0.0.0", llamacpp=None):
     return serving.engine_command(engine, model_path, model_name, port, host=host, gpus=gpus or [],
@@ -160,6 +173,8 @@ class FilterModule(object):
             "model_server_replicas": model_server_replicas,
             "model_server_problem": model_server_problem,
             "llmfleet_lb_members": llmfleet_lb_members,
+            "llmfleet_lb_backends": llmfleet_lb_backends,
+            "llmfleet_models_document": llmfleet_models_document,
             "model_server_command": model_server_command,
             "model_server_environment": model_server_environment,
             "model_server_container": model_server_container,

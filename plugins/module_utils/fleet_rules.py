@@ -243,6 +243,22 @@ def replica_plan(v, errors=None):
         return []
 
 
+def _model_alias_rules(v):
+    aliases = v.get("model_server_model_aliases") or []
+    yield from _list_rules(v, "model_server_model_aliases", serving.model_id_problem)
+    if not isinstance(aliases, (list, tuple)):
+        return
+    seen = set([v.get("model_server_model_name")])
+    for index, alias in enumerate(aliases):
+        if alias in seen:
+            yield "model_server_model_aliases[%d]: %s is already this model's name or an earlier alias" % (index, _d(alias))
+        seen.add(alias)
+    if aliases and v.get("model_server_engine") == "ollama":
+        # Ollama answers only the names of its model store: an alias routed to it would get 404.
+        yield ("model_server_model_aliases: Ollama answers only the model names in its store; create the alias "
+               "there (ollama cp) and serve it as its own model_server_name, or leave the aliases empty")
+
+
 def model_server_rules(v):
     problem = serving.engine_problem(v.get("model_server_engine"))
     if problem:
@@ -253,6 +269,11 @@ def model_server_rules(v):
         yield from errors
     if not v.get("model_server_model_name"):
         yield 'model_server_model_name: not set (the name clients send as "model")'
+    else:
+        problem = serving.model_id_problem(v["model_server_model_name"])
+        if problem:
+            yield "model_server_model_name: " + problem
+    yield from _model_alias_rules(v)
     if not str(v.get("model_server_model_path", "")).startswith("/"):
         yield "model_server_model_path: %s is not an absolute path on the node" % v.get("model_server_model_path")
     yield from _list_rules(v, "model_server_allowed_networks", validation.cidr_problem)

@@ -25,7 +25,7 @@ __metaclass__ = type
 import difflib
 import re
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_rules, validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_rules, serving, validation
 from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update as rolling_update_utils
 
 # Which role runs where, as site.yml runs it: (role, group or None for every host, switch that
@@ -69,6 +69,8 @@ RANGES = {
     "load_balancer_rate_limit": (1, None, False),
     "load_balancer_rate_limit_period": (1, None, False),
     "load_balancer_replica_maxconn": (1, None, False),
+    # HAProxy refuses a tune.bufsize of 2 GB or more; below 16 kB (its default) a chat request rarely fits.
+    "load_balancer_request_buffer_kb": (16, 1048576, False),
     "load_balancer_replica_maxqueue": (0, None, False),
     "load_balancer_queue_timeout": (1, None, False),
     "load_balancer_timeout_server": (1, None, False),
@@ -288,6 +290,10 @@ def fleet_problems(hosts, groups):
             if address in by_address:
                 problems.append("%s: %s: %s is also %s's address" % (host["name"], variable, address, by_address[address]))
             by_address.setdefault(address, host["name"])
+    problems += serving.model_conflicts(
+        [(h["name"], ms.get("model_server_name") or serving.DEFAULT_BACKEND, ms.get("model_server_model_name"),
+          tuple(ms.get("model_server_model_aliases") or ())) for h in hosts
+         for ms in [h["validated"].get("model_server")] if ms])
     problems += shape_problems(hosts, groups)
     return problems
 
@@ -307,31 +313,29 @@ def shape_problems(hosts, groups):
 
 def capacity_problem(hosts):
     """'' when every zone of model nodes can be taken out under the rolling update's capacity rule."""
-    replicas_by_zone = {}
+    replicas = {}  # {model (backend): {zone: replicas}}
     settings = None
     for host in hosts:
         ms = host["validated"].get("model_server")
         if not ms:
             continue
         settings = settings or host["validated"].get("rolling_update", {})
-        plan = fleet_rules.replica_plan(ms)
+        by_zone = replicas.setdefault(ms.get("model_server_name") or serving.DEFAULT_BACKEND, {})
         zone = host["values"].get("llmfleet_zone") or ""
-        replicas_by_zone[zone] = replicas_by_zone.get(zone, 0) + len(plan)
-    if not replicas_by_zone or settings is None:
+        by_zone[zone] = by_zone.get(zone, 0) + len(fleet_rules.replica_plan(ms))
+    if not replicas or settings is None:
         return ""
-    total = sum(replicas_by_zone.values())
     try:
-        required = rolling_update_utils.required_healthy(
-            total, int(fleet_rules.number(settings.get("rolling_update_min_healthy_replicas", 1))),
+        too_big = rolling_update_utils.capacity_shortfalls(
+            replicas, int(fleet_rules.number(settings.get("rolling_update_min_healthy_replicas", 1))),
             float(fleet_rules.number(settings.get("rolling_update_min_healthy_fraction", 0.5))))
     except (ValueError, TypeError):
         return ""  # reported as the variable's own problem
-    too_big = sorted(z or "(no zone)" for z, n in replicas_by_zone.items() if total - n < required)
     if not too_big:
         return ""
-    return ("model_nodes: taking zone %s out would leave fewer than %d of %d replicas in service "
-            "(rolling_update_min_healthy_replicas / _fraction): the rolling update would refuse every zone; "
-            "add zones or lower the minimum" % (", ".join(too_big), required, total))
+    return ("model_nodes: taking zone %s out would leave a model with fewer replicas in service than "
+            "rolling_update_min_healthy_replicas / _fraction require: the rolling update would refuse those zones; "
+            "serve each model in more zones, add zones or lower the minimum" % "; ".join(too_big))
 
 
 # ------------------------------------------------------------------ unknown variables

@@ -12,6 +12,10 @@ nginx OSS has no runtime API: a replica is drained by marking its `server` line 
 rendered configuration, checking the result with `nginx -t`, and reloading; requests in flight
 finish in the old workers, so "drained" means every worker of the previous generation has exited.
 
+One backend (HAProxy) or upstream (nginx) per model: wherever a function takes `backend`, it takes
+one name or a list of names, and finds each server in whichever of them holds it (server names are
+the fleet's HOST-rINDEX, unique across models).
+
 The socket, the clock and the process table are passed in, so the logic is tested without them.
 """
 
@@ -28,6 +32,19 @@ STATES = ("ready", "drain", "maint")
 
 class LBError(Exception):
     pass
+
+
+def backend_names(backend):
+    """One backend name, a list of them, or {server: backend} -> the list of names."""
+    if isinstance(backend, dict):
+        return sorted(set(backend.values()))
+    return [backend] if isinstance(backend, str) else list(backend)
+
+
+def _where(kind, backend):
+    """ "backend llm" or "backends gemma, llm", for messages."""
+    names = backend_names(backend)
+    return "%s %s" % (kind, names[0]) if len(names) == 1 else "%ss %s" % (kind, ", ".join(names))
 
 
 # --- HAProxy --------------------------------------------------------------------------------------
@@ -86,15 +103,19 @@ def _int(value):
 
 
 def parse_stat(text, backend):
-    """`show stat` CSV -> {server: view} for the servers of backend (not its BACKEND row)."""
+    """`show stat` CSV -> {server: view} for the servers of the backend(s) (not BACKEND rows)."""
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines or not lines[0].startswith("# pxname,svname,"):
         raise LBError("unexpected answer to 'show stat' (no CSV header): %r" % text[:200])
     header = lines[0][2:].split(",")
+    wanted = set(backend_names(backend))
     servers = {}
     for row in csv.DictReader(lines[1:], fieldnames=header):
-        if row.get("pxname") != backend or row.get("svname") in ("FRONTEND", "BACKEND"):
+        if row.get("pxname") not in wanted or row.get("svname") in ("FRONTEND", "BACKEND"):
             continue
+        if row["svname"] in servers:
+            raise LBError("server %s is in backends %s and %s: server names must be unique across models"
+                          % (row["svname"], servers[row["svname"]]["backend"], row["pxname"]))
         servers[row["svname"]] = server_view(row)
     return servers
 
@@ -111,6 +132,7 @@ def admin_state(status):
 
 def server_view(row):
     return {
+        "backend": row.get("pxname", ""),
         "status": row.get("status", ""),
         "admin_state": admin_state(row.get("status")),
         "sessions": _int(row.get("scur")),
@@ -133,7 +155,7 @@ def _check_known(names, found, where):
 def haproxy_query(api, backend, names):
     """{server: view + previous} of the named servers; changes nothing."""
     stats = api.stats(backend)
-    _check_known(names, stats, "backend " + backend)
+    _check_known(names, stats, _where("backend", backend))
     return dict((n, dict(stats[n], previous=stats[n]["admin_state"])) for n in names)
 
 
@@ -166,11 +188,11 @@ def haproxy_apply(api, backend, targets, wait, timeout, interval, check_mode, cl
     Raises LBError before any change when a server is not in the backend.
     """
     before = api.stats(backend)
-    _check_known(targets, before, "backend " + backend)
+    _check_known(targets, before, _where("backend", backend))
     changed = [name for name, state in sorted(targets.items()) if before[name]["admin_state"] != state]
     if not check_mode:
         for name in changed:
-            api.set_state(backend, name, targets[name])
+            api.set_state(before[name]["backend"], name, targets[name])
     waited = 0.0
     after = before
     if not check_mode:
@@ -219,16 +241,17 @@ def _upstream_span(lines, upstream):
 
 
 def nginx_servers(text, upstream):
-    """{name: {"line": index, "down": bool}} of the upstream's servers, named by their comment
-    (the load_balancer role writes `server ADDRESS:PORT ...;  # NAME zone ZONE`)."""
+    """{name: {"line": index, "down": bool, "backend": upstream}} of the upstream(s)' servers, named by
+    their comment (the load_balancer role writes `server ADDRESS:PORT ...;  # NAME zone ZONE`)."""
     lines = text.split("\n")
-    first, last = _upstream_span(lines, upstream)
     servers = {}
-    for number in range(first + 1, last):
-        match = _SERVER_LINE.match(lines[number])
-        if match:
-            params = match.group("params").split()
-            servers[match.group("name")] = {"line": number, "down": "down" in params}
+    for name in backend_names(upstream):
+        first, last = _upstream_span(lines, name)
+        for number in range(first + 1, last):
+            match = _SERVER_LINE.match(lines[number])
+            if match:
+                params = match.group("params").split()
+                servers[match.group("name")] = {"line": number, "down": "down" in params, "backend": name}
     return servers
 
 
@@ -237,7 +260,7 @@ def nginx_set(text, upstream, targets):
     maint) or not (ready). Returns (text, {name: previous state}). Raises LBError for unknown names."""
     lines = text.split("\n")
     servers = nginx_servers(text, upstream)
-    _check_known(targets, servers, "upstream " + upstream)
+    _check_known(targets, servers, _where("upstream", upstream))
     previous = {}
     for name, state in targets.items():
         number = servers[name]["line"]
@@ -254,8 +277,8 @@ def nginx_set(text, upstream, targets):
 def nginx_query(text, upstream, names):
     """{server: {"previous", "status"}} of the named servers in the configuration text."""
     servers = nginx_servers(text, upstream)
-    _check_known(names, servers, "upstream " + upstream)
-    return dict((n, {"previous": "drain" if servers[n]["down"] else "ready",
+    _check_known(names, servers, _where("upstream", upstream))
+    return dict((n, {"previous": "drain" if servers[n]["down"] else "ready", "backend": servers[n]["backend"],
                      "status": "down" if servers[n]["down"] else "up"}) for n in names)
 
 
@@ -277,43 +300,56 @@ def nginx_workers(processes, master_pid):
 LEDGER_VERSION = 1
 
 
-def ledger_entries(ledger, backend):
-    """{server: entry} the ledger holds for backend (a copy)."""
-    return dict(((ledger or {}).get("backends") or {}).get(backend) or {})
+def _held(ledger, backend):
+    """{server: (its backend, entry)} the ledger holds for the backend(s) (copies)."""
+    stored = (ledger or {}).get("backends") or {}
+    held = {}
+    for name in backend_names(backend):
+        for server, entry in (stored.get(name) or {}).items():
+            held[server] = (name, dict(entry))
+    return held
 
 
-def _with_entries(ledger, backend, entries):
+def _store(ledger, backend, held):
+    """The ledger with the backend(s)' entries replaced by held."""
     backends = dict((ledger or {}).get("backends") or {})
-    if entries:
-        backends[backend] = entries
-    else:
-        backends.pop(backend, None)
+    for name in backend_names(backend):
+        backends.pop(name, None)
+    for server, (name, entry) in held.items():
+        backends.setdefault(name, {})[server] = entry
     return {"version": LEDGER_VERSION, "backends": backends}
+
+
+def ledger_entries(ledger, backend):
+    """{server: entry} the ledger holds for the backend(s) (a copy)."""
+    return dict((server, entry) for server, (_name, entry) in _held(ledger, backend).items())
 
 
 def ledger_claim(ledger, backend, current, state, names, owner, since):
     """Take names out (state: drain or maint) as owner.
 
+    backend: a backend name, or {server: backend} where the servers are in several.
     current: {server: admin state now} (ready, drain, maint; nginx knows ready and drain only).
     Claimed: servers that are ready now, and servers this ledger already holds (an earlier run's
     leftover: their recorded previous state is kept, the new owner noted). Servers someone else
     took out are skipped, untouched.
     Returns (ledger, {server: state to set}, {server: why skipped}).
     """
-    entries = ledger_entries(ledger, backend)
+    held = _held(ledger, backend)
     targets = {}
     skipped = {}
     for name in names:
-        entry = entries.get(name)
-        if entry is not None:
-            entries[name] = dict(entry, state=state, owner=owner, claimed_again_at=since)
+        if name in held:
+            where, entry = held[name]
+            held[name] = (where, dict(entry, state=state, owner=owner, claimed_again_at=since))
             targets[name] = state
         elif current[name] == "ready":
-            entries[name] = {"previous": "ready", "state": state, "owner": owner, "since": since}
+            where = backend[name] if isinstance(backend, dict) else backend
+            held[name] = (where, {"previous": "ready", "state": state, "owner": owner, "since": since})
             targets[name] = state
         else:
             skipped[name] = "%s, not set by %s: left as it is" % (current[name], owner)
-    return _with_entries(ledger, backend, entries), targets, skipped
+    return _store(ledger, backend, held), targets, skipped
 
 
 def ledger_release(ledger, backend, current, names):
@@ -325,11 +361,11 @@ def ledger_release(ledger, backend, current, names):
     Servers the ledger does not hold are not touched.
     Returns (ledger, {server: state to set}, {server: what happened, for people}).
     """
-    entries = ledger_entries(ledger, backend)
+    held = _held(ledger, backend)
     targets = {}
     report = {}
     for name in names:
-        entry = entries.pop(name, None)
+        entry = held.pop(name, (None, None))[1]
         if entry is None:
             report[name] = "not drained by us: left %s" % current[name]
         elif current[name] == entry["state"]:
@@ -341,7 +377,7 @@ def ledger_release(ledger, backend, current, names):
         else:
             report[name] = ("changed by someone else since %s took it out: left %s"
                             % (entry.get("owner", "?"), current[name]))
-    return _with_entries(ledger, backend, entries), targets, report
+    return _store(ledger, backend, held), targets, report
 
 
 def nginx_state(state):

@@ -24,8 +24,9 @@ import re
 from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_plan, serving, validation
 
 REPLICA_JOB = "model_replicas"
-# The HAProxy backend of the model replicas (roles/load_balancer/templates/haproxy.cfg.j2).
-HAPROXY_BACKEND = "llm"
+# The HAProxy backends of the models: each is named after its model_server_name, which has no "_"
+# (serving.NAME_PATTERN), while the load balancer's own sections all have one (client_rates...).
+MODEL_BACKENDS = "[a-z0-9-]+"
 # Step of the unit tests' series and rule evaluation: every `for` is a whole multiple of it.
 TEST_STEP_SECONDS = 5
 DURATION_PATTERN = re.compile(r"^([0-9]+)(s|m|h)$")
@@ -184,17 +185,17 @@ def _alerts(t):
               ("vllm:e2e_request_latency_seconds_bucket", {"le": _number(latency * 1.05)}, "0+100x{n}"),
               ("vllm:e2e_request_latency_seconds_bucket", {"le": "+Inf"}, "0+100x{n}")]}),
         ({"alert": "LLMInferenceSuccessRateLow",
-          "expr": "(1 - sum by (instance, zone) (rate(haproxy_backend_http_responses_total{proxy=\"%s\",code=\"5xx\"}[5m]))"
-                  " / sum by (instance, zone) (rate(haproxy_backend_http_responses_total{proxy=\"%s\"}[5m]))) < %s"
-                  % (HAPROXY_BACKEND, HAPROXY_BACKEND, _number(t["success_rate_min"])),
+          "expr": "(1 - sum by (instance, zone, proxy) (rate(haproxy_backend_http_responses_total{proxy=~\"%s\",code=\"5xx\"}[5m]))"
+                  " / sum by (instance, zone, proxy) (rate(haproxy_backend_http_responses_total{proxy=~\"%s\"}[5m]))) < %s"
+                  % (MODEL_BACKENDS, MODEL_BACKENDS, _number(t["success_rate_min"])),
           "for": t["for"],
           "labels": {"severity": "critical"},
-          "annotations": {"summary": "Inference success rate through {{ $labels.instance }} is below %s%%"
-                                     % _number(float(t["success_rate_min"]) * 100),
+          "annotations": {"summary": "Inference success rate of model backend {{ $labels.proxy }} through {{ $labels.instance }} "
+                                     "is below %s%%" % _number(float(t["success_rate_min"]) * 100),
                           "description": "Share of requests the model replicas answered without a 5xx, "
                                          "at the load balancer, over the last 5 minutes."}},
          # 1.1x and 0.9x the allowed error share.
-         {"by": ("instance", "zone"), "gauge": False, "labels": {"job": "haproxy", "proxy": HAPROXY_BACKEND},
+         {"by": ("instance", "zone", "proxy"), "gauge": False, "labels": {"job": "haproxy", "proxy": serving.DEFAULT_BACKEND},
           "series": lambda over: [
               ("haproxy_backend_http_responses_total", {"code": "5xx"},
                "0+%sx{n}" % _number(1000 * error_max * (1.1 if over else 0.9))),

@@ -51,7 +51,7 @@ def render(plan, release):
     release: what the units run and how (a rollback's are the recorded ones, the plan's layout stays):
     "engine", "model_name", "model_path", "user", "venv" (the release's virtualenv), "launcher",
     "extra_args", "environment", "bind_address", "llamacpp" (options), "stop_timeout", "restart_sec",
-    "memory_limit" ("" for none), "cpus" (0 for no quota).
+    "memory_limit" ("" for none), "cpus" (0 for no quota), "model_aliases" (optional).
     """
     name, engine, model_name = plan["name"], release["engine"], release["model_name"]
     files = []
@@ -61,7 +61,8 @@ def render(plan, release):
         command = serving.engine_command(
             engine, release["model_path"], model_name, replica["port"], host=release["bind_address"],
             gpus=replica["gpus"], extra_args=release["extra_args"], runtime="systemd",
-            launcher=release["launcher"], python=release["venv"] + "/bin/python", llamacpp=release["llamacpp"])
+            launcher=release["launcher"], python=release["venv"] + "/bin/python", llamacpp=release["llamacpp"],
+            aliases=release.get("model_aliases") or ())
         lines = [
             HEADER.rstrip("\n"),
             "[Unit]",

@@ -26,6 +26,25 @@ def required_healthy(total, min_replicas, min_fraction):
     return max(min_replicas, int(math.ceil(total * min_fraction - 1e-9)))
 
 
+def capacity_shortfalls(replicas, min_replicas, min_fraction):
+    """Where taking one zone out would leave a model short of replicas.
+
+    replicas: {model (backend): {zone: replicas}}. Each model keeps the larger of min_replicas and
+    min_fraction of its own replicas in service: the models do not stand in for each other.
+    Returns ["ZONE (N of TOTAL replicas of MODEL, REQUIRED must stay)"], in model then zone order.
+    """
+    found = []
+    for model in sorted(replicas):
+        by_zone = replicas[model]
+        total = sum(by_zone.values())
+        required = required_healthy(total, min_replicas, min_fraction)
+        for zone in zones.zone_order(list(by_zone)):
+            if total - by_zone[zone] < required:
+                found.append("%s (%d of %d replicas of %s, %d must stay)"
+                             % (zone or "(no zone)", by_zone[zone], total, model, required))
+    return found
+
+
 def plan(members, current, planned, from_zone="", force=False, min_replicas=1, min_fraction=0.5):
     """The zones to update, in order.
 
@@ -52,12 +71,15 @@ def plan(members, current, planned, from_zone="", force=False, min_replicas=1, m
                          % (from_zone, ", ".join(z or "(no zone)" for z in order)))
     total = len(members)
     required = required_healthy(total, min_replicas, min_fraction)
-    too_big = ["%s (%d of %d replicas)" % (z or "(no zone)", len(by_zone[z]["servers"]), total) for z in order
-               if total - len(by_zone[z]["servers"]) < required]
+    by_model = {}
+    for member in members:
+        counts = by_model.setdefault(member.get("backend", ""), {})
+        counts[member["zone"]] = counts.get(member["zone"], 0) + 1
+    too_big = capacity_shortfalls(by_model, min_replicas, min_fraction)
     if too_big:
-        raise ValueError("taking zone %s out would leave fewer than %d replicas in service "
-                         "(rolling_update_min_healthy_replicas / _fraction): add zones or lower the minimum"
-                         % (", ".join(too_big), required))
+        raise ValueError("taking zone %s out would leave a model with fewer replicas in service than "
+                         "rolling_update_min_healthy_replicas / _fraction require: add zones or lower the minimum"
+                         % "; ".join(too_big))
     result = []
     started = not from_zone
     for zone in order:

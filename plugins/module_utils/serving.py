@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import validation, zones
@@ -164,8 +165,10 @@ def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
     """Load-balancer members from the model nodes' replica plans.
 
     model_hosts: the model nodes (inventory names); hostvars: Ansible's hostvars. Each node must
-    carry the fact plan_fact (set by the model_server role's plan.yml): {"address", "replicas"}.
-    Returns [{"name", "host", "zone", "address", "port", "index", "health_path"}] in zone order.
+    carry the fact plan_fact (set by the model_server role's plan.yml): {"address", "replicas",
+    "health_path", "name", "model_name", "model_aliases"}.
+    Returns [{"name", "host", "zone", "address", "port", "index", "health_path", "backend", "model",
+    "aliases"}] in zone order; backend is the node's model_server_name (one backend per model).
     """
     members = []
     missing = [h for h in model_hosts if plan_fact not in (hostvars.get(h) or {})]
@@ -185,8 +188,88 @@ def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
                 "port": replica["port"],
                 "index": replica["index"],
                 "health_path": plan["health_path"],
+                "backend": plan.get("name") or DEFAULT_BACKEND,
+                "model": plan.get("model_name", ""),
+                "aliases": list(plan.get("model_aliases") or []),
             })
     return members
+
+
+# --- Several models behind one endpoint ----------------------------------------------------------
+# A model is what the nodes of one model_server_name serve: its replicas form one load-balancer
+# backend (HAProxy backend / nginx upstream) named after it, and a request goes to the backend whose
+# model name or alias is the "model" of its body. One model: the backend "llm", as before.
+
+DEFAULT_BACKEND = "llm"
+# What a model name or alias may be: it is a key of the load balancers' routing rules (HAProxy ACL
+# words, nginx map keys) and an id in /v1/models, so no spaces, quotes or braces.
+MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+
+
+def model_id_problem(value):
+    """'' or why value cannot be a model name or alias."""
+    if not isinstance(value, str) or not MODEL_ID_PATTERN.match(value):
+        return ("%s is not a model name the load balancers can route (letters, digits and . _ : / @ + -, "
+                "starting with a letter or digit, at most 128)" % validation._describe(value))
+    return ""
+
+
+def model_conflicts(entries):
+    """Problems of a fleet's models, one line each naming a host and a variable.
+
+    entries: [(host, backend, model, aliases)] for every model node, in inventory order. Every node of
+    one backend (model_server_name) must serve the same model under the same aliases, and no name or
+    alias may belong to two backends: a request for it could not be routed.
+    """
+    first = {}   # backend -> (host, model, aliases)
+    owner = {}   # name or alias -> (backend, host)
+    problems = []
+    for host, backend, model, aliases in entries:
+        aliases = tuple(aliases or ())
+        seen = first.setdefault(backend, (host, model, aliases))
+        if seen[1:] != (model, aliases):
+            problems.append("%s: model_server_model_name / model_server_model_aliases: %s with aliases [%s], but %s "
+                            "serves model_server_name %s as %s with aliases [%s]: the nodes of one model_server_name "
+                            "serve one model (give another model its own model_server_name)"
+                            % (host, model, ", ".join(aliases), seen[0], backend, seen[1], ", ".join(seen[2])))
+            continue
+        if seen[0] != host:
+            continue
+        for variable, name in [("model_server_model_name", model)] + [("model_server_model_aliases", a) for a in aliases]:
+            other = owner.setdefault(name, (backend, host))
+            if other[0] != backend:
+                problems.append("%s: %s: %s is also a model name or alias of model_server_name %s (on %s): a "
+                                "request for it could not be routed" % (host, variable, name, other[0], other[1]))
+    return problems
+
+
+def lb_backends(members):
+    """The load balancers' backends: [{"name", "model", "aliases", "ids", "health_path", "members"}], one per
+    model in the order its first member comes (zone order), from lb_members. Raises ValueError on
+    conflicting models (see model_conflicts)."""
+    backends = {}
+    entries = []
+    for member in members:
+        backend = backends.get(member["backend"])
+        if backend is None:
+            backend = backends[member["backend"]] = {
+                "name": member["backend"], "model": member["model"], "aliases": list(member["aliases"]),
+                "ids": [member["model"]] + list(member["aliases"]), "health_path": member["health_path"],
+                "members": []}
+        if not backend["members"] or backend["members"][-1]["host"] != member["host"]:
+            entries.append((member["host"], member["backend"], member["model"], member["aliases"]))
+        backend["members"].append(member)
+    problems = model_conflicts(entries)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return list(backends.values())
+
+
+def models_document(backends):
+    """GET /v1/models as the load balancers answer it (OpenAI's list format): every name and alias."""
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "llmfleet"}
+            for backend in backends for name in backend["ids"]]
+    return json.dumps({"object": "list", "data": data}, separators=(",", ":"), sort_keys=True)
 
 
 def _flag_args(extra_args):
@@ -194,15 +277,17 @@ def _flag_args(extra_args):
 
 
 def engine_command(engine, model_path, model_name, port, host="0.0.0.0", gpus=(), extra_args=(), runtime="systemd",
-                   launcher="/usr/local/lib/llmfleet/llamacpp_serve.py", python="python3", llamacpp=None):
+                   launcher="/usr/local/lib/llmfleet/llamacpp_serve.py", python="python3", llamacpp=None, aliases=()):
     """Command line of one replica. In a container the engine listens on its own port (the
     container port is published as the replica's port); natively on the replica's port.
-    llamacpp: {"parallel", "ctx_size", "threads"} of a llama.cpp replica (slots, context, CPU threads)."""
+    llamacpp: {"parallel", "ctx_size", "threads"} of a llama.cpp replica (slots, context, CPU threads).
+    aliases: other names clients may send as "model" (the load balancers route them here). vLLM
+    answers only the names it serves, so it gets them all; llama.cpp and TGI answer any name."""
     spec = ENGINES[engine]
     listen_port = spec["container_port"] if runtime == "docker" else port
     if engine == "vllm":
         cmd = ([] if runtime == "docker" else [python, "-m", "vllm.entrypoints.openai.api_server"]) + [
-            "--model", model_path, "--served-model-name", model_name, "--host", host, "--port", str(listen_port),
+            "--model", model_path, "--served-model-name", model_name] + [str(a) for a in aliases] + ["--host", host, "--port", str(listen_port),
             # In-flight requests get time to finish on SIGTERM (default 0 aborts them).
             "--shutdown-timeout", str(spec["stop_timeout"] - 10)]
         if gpus and len(gpus) > 1:
@@ -247,7 +332,7 @@ def engine_environment(engine, port, model_path, gpus=(), runtime="systemd", ext
 
 def docker_container(engine, image, name, replica, model_path, model_name, bind_address="0.0.0.0",
                      extra_args=(), environment=None, memory="", cpus=0, stop_timeout=None, shm_size=None,
-                     llamacpp=None):
+                     llamacpp=None, aliases=()):
     """Arguments for community.docker.docker_container for one replica."""
     spec = ENGINES[engine]
     model_dir = model_path if engine in ("ollama", "tgi", "vllm") else model_path.rsplit("/", 1)[0]
@@ -255,7 +340,8 @@ def docker_container(engine, image, name, replica, model_path, model_name, bind_
         "name": name,
         "image": image or spec["image"],
         "command": engine_command(engine, model_path, model_name, replica["port"], gpus=replica["gpus"],
-                                  extra_args=extra_args, runtime="docker", llamacpp=llamacpp),
+                                  extra_args=extra_args, runtime="docker", llamacpp=llamacpp,
+                                  aliases=aliases or ()),
         "env": engine_environment(engine, replica["port"], model_path, replica["gpus"], "docker", environment),
         "published_ports": ["%s:%d:%d" % (bind_address, replica["port"], spec["container_port"])],
         # Weights are read-only for the engine, wherever they come from (NFS mount or staged copy).

@@ -63,9 +63,13 @@ options:
     choices: [haproxy, nginx]
     default: haproxy
   backend:
-    description: HAProxy backend or nginx upstream that holds the servers.
-    type: str
-    default: llm
+    description:
+      - HAProxy backends or nginx upstreams that hold the servers, one per model (the model nodes'
+        C(model_server_name)); each server is found in whichever of them holds it.
+    type: list
+    elements: str
+    default: [llm]
+    aliases: [backends]
   socket:
     description: HAProxy runtime API socket (admin level).
     type: path
@@ -142,6 +146,9 @@ servers:
     previous:
       description: Its state before (ready, drain or maint).
       type: str
+    backend:
+      description: The backend (nginx upstream) that holds it.
+      type: str
     status:
       description: HAProxy status (UP, DOWN, DRAIN, MAINT...); nginx C(up) or C(down).
       type: str
@@ -158,7 +165,7 @@ servers:
       description: 5xx answers it gave (HAProxy).
       type: int
 owned:
-  description: What the ledger holds for the backend after the call, by server (previous, state, owner, since).
+  description: What the ledger holds for the backends after the call, by server (previous, state, owner, since).
   returned: always
   type: dict
 skipped:
@@ -289,7 +296,7 @@ def write_ledger(module, ledger):
 
 
 def current_states(module, api, names):
-    """{server: admin state} as the LB sees it now (nginx: ready or drain)."""
+    """({server: admin state}, {server: its backend}) as the LB sees it now (nginx: ready or drain)."""
     p = module.params
     try:
         if p["engine"] == "nginx":
@@ -298,8 +305,9 @@ def current_states(module, api, names):
         else:
             servers = lb_member.haproxy_query(api, p["backend"], names)
     except (OSError, lb_member.LBError) as exc:
-        module.fail_json(msg="%s: %s" % (p["nginx_config"] if p["engine"] == "nginx" else p["backend"], exc))
-    return dict((name, view["previous"]) for name, view in servers.items())
+        module.fail_json(msg="%s: %s" % (p["nginx_config"] if p["engine"] == "nginx" else ", ".join(p["backend"]), exc))
+    return (dict((name, view["previous"]) for name, view in servers.items()),
+            dict((name, view["backend"]) for name, view in servers.items()))
 
 
 def apply(module, api, targets):
@@ -325,7 +333,7 @@ def main():
             owner=dict(type="str"),
             ledger=dict(type="path", default="/var/lib/llmfleet/lb-drains.json"),
             engine=dict(type="str", choices=["haproxy", "nginx"], default="haproxy"),
-            backend=dict(type="str", default="llm"),
+            backend=dict(type="list", elements="str", default=["llm"], aliases=["backends"]),
             socket=dict(type="path", default="/run/haproxy/admin.sock"),
             nginx_config=dict(type="path", default="/etc/nginx/nginx.conf"),
             nginx_service=dict(type="str", default="nginx"),
@@ -355,8 +363,8 @@ def main():
             module.fail_json(msg="restore: %s: states must be one of %s" % (bad, ", ".join(lb_member.STATES)))
         targets = dict(p["restore"])
     elif p["restore_owned"]:
-        current = current_states(module, api, p["servers"])
-        new_ledger, targets, report = lb_member.ledger_release(ledger, p["backend"], current, p["servers"])
+        current, where = current_states(module, api, p["servers"])
+        new_ledger, targets, report = lb_member.ledger_release(ledger, where, current, p["servers"])
         result = apply(module, api, targets)
         # Forgotten only once the servers are back: a failed restore leaves the claim for the next run.
         if new_ledger != ledger and not module.check_mode:
@@ -365,9 +373,9 @@ def main():
         result["owned"] = lb_member.ledger_entries(new_ledger, p["backend"])
         module.exit_json(report=report, **result)
     elif p["state"] and p["owner"] is not None:
-        current = current_states(module, api, p["servers"])
+        current, where = current_states(module, api, p["servers"])
         state = lb_member.nginx_state(p["state"]) if p["engine"] == "nginx" else p["state"]
-        new_ledger, targets, skipped = lb_member.ledger_claim(ledger, p["backend"], current, state, p["servers"],
+        new_ledger, targets, skipped = lb_member.ledger_claim(ledger, where, current, state, p["servers"],
                                                               p["owner"], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         # Recorded before anything changes: an interruption right after the drain leaves a claim.
         if new_ledger != ledger and not module.check_mode:

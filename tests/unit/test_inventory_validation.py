@@ -128,7 +128,7 @@ def test_a_rolling_update_after_another_validation_in_the_same_run_is_still_chec
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode != 0, proc.stdout[-2000:]
-    assert "model_nodes: taking zone zone-a out would leave fewer than 6 of 12 replicas" in proc.stdout
+    assert "model_nodes: taking zone zone-a (12 of 12 replicas of llm, 6 must stay) out" in proc.stdout
 
 
 @pytest.mark.parametrize("zones,refused", [(["zone-a"] * 6, True), (["zone-a", "zone-a", "zone-b", "zone-b", "zone-c", "zone-c"], False)])
@@ -140,7 +140,7 @@ def test_a_fleet_the_rolling_update_cannot_take_apart_is_refused_for_the_update(
                            "-e", "llmfleet_validate_rolling_update=true"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert (proc.returncode != 0) == refused, proc.stdout[-2000:]
-    assert ("model_nodes: taking zone zone-a out would leave fewer than 6 of 12 replicas" in proc.stdout) == refused
+    assert ("model_nodes: taking zone zone-a (12 of 12 replicas of llm, 6 must stay) out" in proc.stdout) == refused
 
 
 def test_play_variables_switch_checks_off_as_molecule_scenarios_do(tmp_path):

@@ -181,7 +181,7 @@ def test_zones_the_rolling_update_cannot_take_apart():
         if "model_nodes" in item["groups"]:
             item["values"]["llmfleet_zone"] = "zone-a"
     problems_of(hosts)
-    assert fv.capacity_problem(hosts).startswith("model_nodes: taking zone zone-a out would leave fewer than 2 of 3 replicas")
+    assert fv.capacity_problem(hosts).startswith("model_nodes: taking zone zone-a (3 of 3 replicas of llm, 2 must stay) out")
 
 
 def test_switched_off_roles_are_not_checked():
@@ -293,3 +293,49 @@ def test_a_malformed_image_or_a_digest_pin_that_is_no_digest_is_refused(image, e
 ])
 def test_good_image_references(image):
     assert validation.image_problem(image) == ""
+
+
+# ------------------------------------------------------------------ several models behind one endpoint
+
+def test_two_models_on_their_own_nodes_are_clean():
+    found = problems_of(fleet(**{"gpu-b1": {"model_server_name": "chat", "model_server_model_name": "qwen3-8b",
+                                            "model_server_model_aliases": ["chat", "qwen3"]}}))
+    # chat lives in one zone only: the rolling update could never take zone-b out (checked for the update).
+    assert found == []
+
+
+@pytest.mark.parametrize("changes,expected", [
+    # an alias used by two models
+    ({"gpu-b1": {"model_server_name": "chat", "model_server_model_name": "qwen3-8b", "model_server_model_aliases": ["default"]},
+      "gpu-c1": {"model_server_name": "small", "model_server_model_name": "smollm2", "model_server_model_aliases": ["default"]}},
+     "gpu-c1: model_server_model_aliases: default is also a model name or alias of model_server_name chat (on gpu-b1)"),
+    # a model's name used as another's alias
+    ({"gpu-b1": {"model_server_name": "chat", "model_server_model_name": "qwen3-8b", "model_server_model_aliases": ["m"]}},
+     "gpu-b1: model_server_model_aliases: m is also a model name or alias of model_server_name llm (on gpu-a1)"),
+    # the nodes of one model_server_name serving different models
+    ({"gpu-c1": {"model_server_model_name": "other"}},
+     "gpu-c1: model_server_model_name / model_server_model_aliases: other with aliases [], but gpu-a1 serves model_server_name llm "
+     "as m with aliases []"),
+    # one model under two model_server_names
+    ({"gpu-c1": {"model_server_name": "copy"}},
+     "gpu-c1: model_server_model_name: m is also a model name or alias of model_server_name llm (on gpu-a1)"),
+    # names the routing rules cannot hold
+    ({"gpu-a1": {"model_server_model_name": "my model"}}, "gpu-a1: model_server_model_name: 'my model' is not a model name the load balancers can route"),
+    ({"gpu-a1": {"model_server_model_aliases": ["ok", "{x}"]}}, "gpu-a1: model_server_model_aliases[1]: '{x}' is not a model name"),
+    ({"gpu-a1": {"model_server_model_aliases": ["m"]}},
+     "gpu-a1: model_server_model_aliases[0]: 'm' is already this model's name or an earlier alias"),
+    ({"gpu-a1": {"model_server_engine": "ollama", "model_server_model_aliases": ["q"]}},
+     "gpu-a1: model_server_model_aliases: Ollama answers only the model names in its store"),
+    ({"lb1": {"load_balancer_request_buffer_kb": 8}}, "lb1: load_balancer_request_buffer_kb: 8 is out of range: must be at least 16"),
+])
+def test_models_that_cannot_be_routed_are_refused(changes, expected):
+    found = problems_of(fleet(**changes))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_each_model_must_survive_each_zone_for_the_rolling_update():
+    hosts = fleet(**{"gpu-b1": {"model_server_name": "chat", "model_server_model_name": "qwen3-8b"}})
+    problems_of(hosts)
+    # llm (gpu-a1, gpu-c1) may lose a zone; chat (gpu-b1 alone) may not lose zone-b.
+    assert fv.capacity_problem(hosts).startswith(
+        "model_nodes: taking zone zone-b (1 of 1 replicas of chat, 1 must stay) out would leave a model")

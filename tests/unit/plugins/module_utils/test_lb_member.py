@@ -271,3 +271,64 @@ def test_nginx_workers_are_the_masters_children():
              (14, 10, "sh -c something")]
     assert lb_member.nginx_workers(procs, 10) == [11, 12]
     assert os.getpid() not in lb_member.nginx_workers(procs, 10)
+
+
+# --- one backend per model --------------------------------------------------------------------------
+
+def two_model_stat():
+    lines = stat_text({"m-a1-r0": {"scur": 2}, "m-b1-r0": {}}).rstrip("\n").split("\n")
+    lines += [row("gemma", "m-a2-r0", scur=1), row("gemma", "m-b2-r0", status="DRAIN"), row("gemma", "BACKEND"),
+              row("client_rates", "BACKEND")]
+    return "\n".join(lines) + "\n\n"
+
+
+class TwoModelAPI(object):
+    def __init__(self):
+        self.text = two_model_stat()
+        self.sets = []
+
+    def stats(self, backend):
+        return lb_member.parse_stat(self.text, backend)
+
+    def set_state(self, backend, server, state):
+        self.sets.append("%s/%s %s" % (backend, server, state))
+
+
+def test_servers_are_found_in_the_backend_of_their_model():
+    stats = lb_member.parse_stat(two_model_stat(), ["llm", "gemma"])
+    assert sorted(stats) == ["m-a1-r0", "m-a2-r0", "m-b1-r0", "m-b2-r0"]
+    assert (stats["m-a2-r0"]["backend"], stats["m-a2-r0"]["sessions"]) == ("gemma", 1)
+    assert stats["m-b2-r0"]["admin_state"] == "drain" and stats["m-a1-r0"]["backend"] == "llm"
+    api = TwoModelAPI()
+    clock = FakeClock()
+    lb_member.haproxy_apply(api, ["llm", "gemma"], {"m-a1-r0": "drain", "m-a2-r0": "drain"}, False, 5, 1.0, False,
+                            clock, clock.sleep)
+    assert api.sets == ["llm/m-a1-r0 drain", "gemma/m-a2-r0 drain"]
+    with pytest.raises(lb_member.LBError, match="backends llm, gemma has no server zz"):
+        lb_member.haproxy_query(api, ["llm", "gemma"], ["zz"])
+
+
+def test_a_server_name_in_two_backends_is_refused():
+    text = two_model_stat().replace("gemma,m-a2-r0", "gemma,m-a1-r0")
+    with pytest.raises(lb_member.LBError, match="server m-a1-r0 is in backends llm and gemma"):
+        lb_member.parse_stat(text, ["llm", "gemma"])
+
+
+def test_nginx_drains_servers_in_every_upstream_named():
+    text, previous = lb_member.nginx_set(NGINX, ["llm", "other"], {"m-b1-r0": "drain"})
+    assert previous == {"m-b1-r0": "ready"} and "backup down;  # m-b1-r0" in text
+    query = lb_member.nginx_query(NGINX, ["llm"], ["m-a1-r1", "m-b1-r0"])
+    assert query["m-a1-r1"] == {"previous": "drain", "backend": "llm", "status": "down"}
+
+
+def test_the_ledger_keeps_each_claim_under_its_own_backend():
+    where = {"m-a1-r0": "llm", "m-a2-r0": "gemma"}
+    ledger, targets, skipped = lb_member.ledger_claim({}, where, {"m-a1-r0": "ready", "m-a2-r0": "ready"}, "drain",
+                                                      ["m-a1-r0", "m-a2-r0"], "run-1", "T1")
+    assert targets == {"m-a1-r0": "drain", "m-a2-r0": "drain"} and skipped == {}
+    assert sorted(ledger["backends"]) == ["gemma", "llm"] and list(ledger["backends"]["gemma"]) == ["m-a2-r0"]
+    assert sorted(lb_member.ledger_entries(ledger, ["llm", "gemma"])) == ["m-a1-r0", "m-a2-r0"]
+    # A ledger of one model is read as before, and releasing one model's server leaves the other's claim.
+    ledger, targets, report = lb_member.ledger_release(ledger, {"m-a2-r0": "gemma"}, {"m-a2-r0": "drain"}, ["m-a2-r0"])
+    assert targets == {"m-a2-r0": "ready"} and ledger["backends"] == {"llm": lb_member.ledger_entries(ledger, "llm")}
+    assert list(lb_member.ledger_entries(ledger, "llm")) == ["m-a1-r0"]

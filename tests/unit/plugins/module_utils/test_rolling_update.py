@@ -5,12 +5,12 @@ import pytest
 from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update
 
 
-def members(layout):
-    """layout: {zone: {host: replicas}} -> LB members like serving.lb_members."""
+def members(layout, backend="llm"):
+    """layout: {zone: {host: replicas}} -> LB members like serving.lb_members (one model: backend)."""
     out = []
     for zone, hosts in layout.items():
         for host, count in hosts.items():
-            out += [{"name": "%s-r%d" % (host, i), "host": host, "zone": zone} for i in range(count)]
+            out += [{"name": "%s-r%d" % (host, i), "host": host, "zone": zone, "backend": backend} for i in range(count)]
     return out
 
 
@@ -48,13 +48,26 @@ def test_from_zone_starts_there():
 
 def test_a_zone_too_big_to_take_out_refuses_the_plan():
     # zone-2 holds 4 of 8 replicas: with 60 % required (5), it cannot go out alone.
-    with pytest.raises(ValueError, match=r"taking zone zone-2 \(4 of 8 replicas\) out would leave fewer than 5"):
+    with pytest.raises(ValueError, match=r"taking zone zone-2 \(4 of 8 replicas of llm, 5 must stay\) out would leave a model"):
         rolling_update.plan(FLEET, {}, {}, min_fraction=0.6)
-    with pytest.raises(ValueError, match="fewer than 7 replicas"):
+    with pytest.raises(ValueError, match=r"8 replicas of llm, 7 must stay"):
         rolling_update.plan(FLEET, {}, {}, min_replicas=7, min_fraction=0)
     # One zone holding every replica can never be updated without an outage.
-    with pytest.raises(ValueError, match=r"zone-1 \(2 of 2 replicas\)"):
+    with pytest.raises(ValueError, match=r"zone-1 \(2 of 2 replicas of llm, 1 must stay\)"):
         rolling_update.plan(members({"zone-1": {"m-a1": 2}}), {}, {})
+
+
+def test_each_model_keeps_its_own_replicas_through_a_zone():
+    # Two models: "small" lives in zone-1 and zone-2, "chat" only in zone-2. The fleet has 8 replicas
+    # and could lose zone-2's 3, but chat would have none left: the models do not stand in for each other.
+    fleet = members({"zone-1": {"m-a1": 2, "m-a2": 3}, "zone-2": {"m-b1": 2}}, "small") + \
+        members({"zone-2": {"m-b2": 1}}, "chat")
+    with pytest.raises(ValueError, match=r"zone-2 \(1 of 1 replicas of chat, 1 must stay\)"):
+        rolling_update.plan(fleet, {}, {})
+    fleet += members({"zone-1": {"m-a3": 1}}, "chat")
+    assert [z["zone"] for z in rolling_update.plan(fleet, {}, {}, min_fraction=0.2)["zones"]] == ["zone-1", "zone-2"]
+    assert rolling_update.capacity_shortfalls({"chat": {"zone-1": 1, "zone-2": 1}, "small": {"zone-1": 5, "zone-2": 2}},
+                                              1, 0.5) == ["zone-1 (5 of 7 replicas of small, 4 must stay)"]
 
 
 @pytest.mark.parametrize("total,count,fraction,required", [

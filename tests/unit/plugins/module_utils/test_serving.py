@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
@@ -209,3 +211,60 @@ def test_an_image_is_pinned_by_the_digest_the_engine_pulled(reference, digests, 
 def test_an_image_without_a_registry_digest_cannot_be_pinned():
     with pytest.raises(ValueError, match="the engine holds no registry digest of it"):
         serving.pinned_image("local/engine:1", [])
+
+
+def plan(address, name, model, aliases=(), ports=(8000,)):
+    return {"address": address, "health_path": "/health", "name": name, "model_name": model, "model_aliases": list(aliases),
+            "replicas": [{"index": i, "port": p, "gpus": []} for i, p in enumerate(ports)]}
+
+
+TWO_MODELS = {
+    "model-a1": {"llmfleet_zone": "zone-a", "model_server_plan": plan("10.0.1.11", "llm", "smollm2", ["small"], (8000, 8001))},
+    "model-a2": {"llmfleet_zone": "zone-a", "model_server_plan": plan("10.0.1.12", "gemma", "gemma3-270m")},
+    "model-b1": {"llmfleet_zone": "zone-b", "model_server_plan": plan("10.0.2.11", "llm", "smollm2", ["small"])},
+    "model-b2": {"llmfleet_zone": "zone-b", "model_server_plan": plan("10.0.2.12", "gemma", "gemma3-270m")},
+}
+
+
+def test_one_backend_per_model_with_its_names_in_zone_order():
+    members = serving.lb_members(list(TWO_MODELS), TWO_MODELS)
+    assert [(m["name"], m["backend"], m["model"]) for m in members][:3] == [
+        ("model-a1-r0", "llm", "smollm2"), ("model-a1-r1", "llm", "smollm2"), ("model-a2-r0", "gemma", "gemma3-270m")]
+    backends = serving.lb_backends(members)
+    assert [(b["name"], b["ids"], [m["name"] for m in b["members"]]) for b in backends] == [
+        ("llm", ["smollm2", "small"], ["model-a1-r0", "model-a1-r1", "model-b1-r0"]),
+        ("gemma", ["gemma3-270m"], ["model-a2-r0", "model-b2-r0"])]
+    document = json.loads(serving.models_document(backends))
+    assert document["object"] == "list"
+    assert [m["id"] for m in document["data"]] == ["smollm2", "small", "gemma3-270m"]
+    assert all(m["object"] == "model" and m["owned_by"] == "llmfleet" for m in document["data"])
+
+
+def test_a_plan_of_an_earlier_version_is_the_one_backend_llm():
+    members = serving.lb_members(["model-b1"], HOSTVARS)
+    assert (members[0]["backend"], members[0]["aliases"]) == ("llm", [])
+
+
+def test_backends_refuse_models_that_could_not_be_routed():
+    clash = dict(TWO_MODELS, **{"model-b2": {"llmfleet_zone": "zone-b", "model_server_plan": plan("10.0.2.12", "gemma", "gemma3-270m", ["small"])}})
+    with pytest.raises(ValueError, match=r"model-b2: model_server_model_name / model_server_model_aliases: gemma3-270m with aliases \[small\], "
+                                         r"but model-a2 serves model_server_name gemma as gemma3-270m with aliases \[\]"):
+        serving.lb_backends(serving.lb_members(list(clash), clash))
+    clash["model-a2"] = {"llmfleet_zone": "zone-a", "model_server_plan": plan("10.0.1.12", "gemma", "gemma3-270m", ["small"])}
+    clash["model-b2"] = clash["model-a2"]
+    with pytest.raises(ValueError, match="model-a2: model_server_model_aliases: small is also a model name or alias of "
+                                         "model_server_name llm \\(on model-a1\\)"):
+        serving.lb_backends(serving.lb_members(list(clash), clash))
+
+
+@pytest.mark.parametrize("value,ok", [("smollm2", True), ("Qwen/Qwen3-8B", True), ("llama3.1:8b", True), ("gpt-4o@2024", True),
+                                      ("my model", False), ("-x", False), ("", False), ('a"b', False), ("x" * 129, False), (3, False)])
+def test_model_names_the_routing_rules_can_hold(value, ok):
+    assert (serving.model_id_problem(value) == "") == ok
+
+
+def test_vllm_serves_every_alias_and_llamacpp_answers_any_name():
+    vllm = serving.engine_command("vllm", "/m/q", "qwen3-8b", 8000, aliases=["chat", "qwen3"])
+    assert vllm[vllm.index("--served-model-name"):][:4] == ["--served-model-name", "qwen3-8b", "chat", "qwen3"]
+    llamacpp = serving.engine_command("llamacpp", "/m/s.gguf", "smollm2", 8000, aliases=["small"])
+    assert "small" not in llamacpp and llamacpp[llamacpp.index("--alias") + 1] == "smollm2"

@@ -1,0 +1,58 @@
+// llmfleet (Managed by llmfleet.cluster.load_balancer): routes an OpenAI-style request to the
+// upstream of the model its JSON body names, for nginx's njs module (Debian: libnginx-mod-http-js).
+// The routes themselves are in nginx.conf, where `nginx -t` checks them: map $llmfleet_model ->
+// $llmfleet_backend (every name and alias), $llmfleet_default_backend (the only model, or "" when
+// there are several) and $llmfleet_models (GET /v1/models).
+
+function fail(r, status, message, code) {
+    r.headersOut['Content-Type'] = 'application/json';
+    r.return(status, JSON.stringify({error: {message: message, type: 'invalid_request_error', code: code}}));
+}
+
+function route(r) {
+    if (r.method === 'GET' && r.uri === '/v1/models') {
+        r.headersOut['Content-Type'] = 'application/json';
+        r.return(200, r.variables.llmfleet_models);
+        return;
+    }
+    var model = null;
+    if (r.method === 'POST') {
+        var text;
+        try {
+            // In memory: client_body_buffer_size is client_max_body_size (nginx.conf).
+            text = r.requestText;
+        } catch (e) {
+            text = undefined;
+        }
+        if (text === undefined) {
+            fail(r, 413, 'request body larger than the load balancer reads to route it by model', 'request_too_large');
+            return;
+        }
+        try {
+            var body = JSON.parse(text);
+            if (body && typeof body.model === 'string') {
+                model = body.model;
+            }
+        } catch (e) {
+            model = null;  // not JSON: no model named, as for HAProxy
+        }
+    }
+    var backend = r.variables.llmfleet_default_backend;
+    if (model !== null) {
+        r.variables.llmfleet_model = model;
+        backend = r.variables.llmfleet_backend;
+        if (!backend) {
+            fail(r, 404, 'no such model: GET /v1/models lists the models served here', 'model_not_found');
+            return;
+        }
+    } else if (r.method === 'POST' && !backend) {
+        fail(r, 400, 'model is required: several models are served here (GET /v1/models)', 'model_required');
+        return;
+    } else if (!backend) {
+        backend = r.variables.llmfleet_first_backend;
+    }
+    r.variables.llmfleet_upstream = backend;
+    r.internalRedirect('@llmfleet_upstream');
+}
+
+export default {route};
