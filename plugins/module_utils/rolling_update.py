@@ -53,7 +53,8 @@ def plan(members, current, planned, from_zone="", force=False, min_replicas=1, m
     from_zone: start at this zone (zones before it are left as they are).
     force: update zones that already run the planned release too.
 
-    Returns {"zones": [{"zone", "hosts", "servers", "pending"}], "required_healthy", "total"}; a zone
+    Returns {"zones": [{"zone", "hosts", "servers", "pending"}], "required_healthy", "total",
+    "servers_by_model", "required_by_model"} (a model: a load-balancer backend); a zone
     whose hosts all run the planned release has pending False (skipped unless force). Raises
     ValueError when from_zone is unknown or when taking any zone out would leave fewer replicas
     than required (the fleet cannot be updated one zone at a time without losing capacity).
@@ -72,9 +73,11 @@ def plan(members, current, planned, from_zone="", force=False, min_replicas=1, m
     total = len(members)
     required = required_healthy(total, min_replicas, min_fraction)
     by_model = {}
+    servers_by_model = {}
     for member in members:
         counts = by_model.setdefault(member.get("backend", ""), {})
         counts[member["zone"]] = counts.get(member["zone"], 0) + 1
+        servers_by_model.setdefault(member.get("backend", ""), []).append(member["name"])
     too_big = capacity_shortfalls(by_model, min_replicas, min_fraction)
     if too_big:
         raise ValueError("taking zone %s out would leave a model with fewer replicas in service than "
@@ -89,7 +92,9 @@ def plan(members, current, planned, from_zone="", force=False, min_replicas=1, m
         hosts = sorted(by_zone[zone]["hosts"], key=zones.natural_key)
         pending = force or any(current.get(h) != planned.get(h) for h in hosts)
         result.append({"zone": zone, "hosts": hosts, "servers": by_zone[zone]["servers"], "pending": pending})
-    return {"zones": result, "required_healthy": required, "total": total}
+    return {"zones": result, "required_healthy": required, "total": total, "servers_by_model": servers_by_model,
+            "required_by_model": dict((model, required_healthy(len(servers), min_replicas, min_fraction))
+                                      for model, servers in servers_by_model.items())}
 
 
 def lb_problem(views):
@@ -210,13 +215,23 @@ def healthy_servers(views_per_lb):
 
 
 def capacity_problem(zone_servers, all_servers, healthy, required):
-    """'' when, with zone_servers out, at least `required` healthy replicas remain; else why not."""
-    remaining = sorted(set(healthy) - set(zone_servers))
-    if len(remaining) >= required:
-        return ""
-    unhealthy = sorted(set(all_servers) - set(zone_servers) - set(healthy), key=zones.natural_key)
-    return ("only %d replicas outside this zone are healthy, %d required; not healthy: %s"
-            % (len(remaining), required, ", ".join(unhealthy) or "none"))
+    """'' when, with zone_servers out, at least `required` healthy replicas remain; else why not.
+
+    Per model: all_servers {model: [servers]} and required {model: count} (the plan's
+    servers_by_model and required_by_model): each model keeps its own minimum. A list and a count
+    are one model."""
+    if not isinstance(all_servers, dict):
+        all_servers, required = {"": all_servers}, {"": required}
+    problems = []
+    for model in sorted(all_servers):
+        servers = set(all_servers[model])
+        remaining = (set(healthy) & servers) - set(zone_servers)
+        if len(remaining) >= required[model]:
+            continue
+        unhealthy = sorted(servers - set(zone_servers) - set(healthy), key=zones.natural_key)
+        problems.append("only %d replicas%s outside this zone are healthy, %d required; not healthy: %s"
+                        % (len(remaining), " of " + model if model else "", required[model], ", ".join(unhealthy) or "none"))
+    return "; ".join(problems)
 
 
 def soak_problem(before, after, servers, max_error_rate):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = [sys.executable, str(REPO / "lab" / "llmfleet_lab.py")]
@@ -45,17 +46,29 @@ class Lab:
         model_nodes = self.load_inventory()["all"]["children"]["model_nodes"]
         return set(model_nodes.get("children", {}).get("container_nodes", {}).get("hosts", {}))
 
+    def server_of(self, node):
+        """The node's model_server_name: its units and containers are llmfleet-NAME-INDEX, its load-balancer
+        backend NAME (the lab serves two models: host_vars name the second one's nodes)."""
+        path = self.inventory.parent / "host_vars" / f"{node}.yml"
+        values = yaml.safe_load(path.read_text()) if path.exists() else None
+        return (values or {}).get("model_server_name", "llm")
+
+    def replica_unit(self, node, index):
+        """llmfleet-NAME-INDEX of one replica of node (add .service for a native one)."""
+        return f"llmfleet-{self.server_of(node)}-{index}"
+
     def replica_pid_command(self, node, indexes=(0, 1)):
         """A command that prints the main PID of each replica of node (systemd unit or container)."""
         if node in self.container_nodes():
-            return "sudo -n docker inspect -f '{{.State.Pid}}' " + " ".join(f"llmfleet-llm-{i}" for i in indexes)
-        return "systemctl show -P MainPID " + " ".join(f"llmfleet-llm-{i}.service" for i in indexes)
+            return "sudo -n docker inspect -f '{{.State.Pid}}' " + " ".join(self.replica_unit(node, i) for i in indexes)
+        return "systemctl show -P MainPID " + " ".join(f"{self.replica_unit(node, i)}.service" for i in indexes)
 
     def kill_replica(self, node, index):
         """SIGKILL one replica's main process, as a crash would: systemd or Docker's restart policy brings it back."""
+        unit = self.replica_unit(node, index)
         if node in self.container_nodes():
-            return self.ssh(node, f"sudo -n kill -KILL $(sudo -n docker inspect -f '{{{{.State.Pid}}}}' llmfleet-llm-{index})")
-        return self.ssh(node, f"sudo -n systemctl kill -s SIGKILL llmfleet-llm-{index}.service")
+            return self.ssh(node, f"sudo -n kill -KILL $(sudo -n docker inspect -f '{{{{.State.Pid}}}}' {unit})")
+        return self.ssh(node, f"sudo -n systemctl kill -s SIGKILL {unit}.service")
 
     def ssh(self, host, command, user=None, key=None, timeout=120):
         """Run command on host over a fresh SSH connection, as the lab's admin account by default

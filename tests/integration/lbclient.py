@@ -13,7 +13,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 LAB_VARS = yaml.safe_load((REPO / "inventories/lab/group_vars/load_balancers/main.yml").read_text())
 KEYS = {entry["client"]: entry["key"] for entry in LAB_VARS["load_balancer_api_keys"]}
-MODEL = yaml.safe_load((REPO / "inventories/lab/group_vars/all/main.yml").read_text())["llmfleet_models"][0]
+# The lab's two models: the files in the store, and what each model's nodes serve (name, aliases).
+MODEL_FILES = {m["name"]: m for m in yaml.safe_load((REPO / "inventories/lab/group_vars/all/main.yml").read_text())["llmfleet_models"]}
+SERVED = {"llm": yaml.safe_load((REPO / "inventories/lab/group_vars/model_nodes/main.yml").read_text()),
+          "gemma": yaml.safe_load((REPO / "inventories/lab/host_vars/model-a2.yml").read_text())}
+MODELS = [SERVED["llm"]["model_server_model_name"], SERVED["gemma"]["model_server_model_name"]]
 
 
 class Api:
@@ -39,8 +43,8 @@ class Api:
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
 
-    def chat(self, content, max_tokens=4, timeout=30):
-        return self.request("/v1/chat/completions", {"model": MODEL["name"], "max_tokens": max_tokens,
+    def chat(self, content, max_tokens=4, timeout=30, model=MODELS[0]):
+        return self.request("/v1/chat/completions", {"model": model, "max_tokens": max_tokens,
                                                      "messages": [{"role": "user", "content": content}]},
                             timeout=timeout)
 
@@ -59,33 +63,41 @@ def haproxy_stat(lab, lb="lb1"):
     stats = {}
     for row in rows:
         rec = dict(zip(names, row.split(",")))
-        if rec["pxname"] == "llm" and rec["svname"] not in ("BACKEND", "FRONTEND"):
+        # Every model's backend (one per model_server_name); the LB's own sections have no servers.
+        if rec["svname"] not in ("BACKEND", "FRONTEND"):
             stats[rec["svname"]] = {"status": rec["status"], "stot": int(rec["stot"]), "scur": int(rec["scur"])}
     return stats
 
 
 class Load:
     """Clients sending chat completions through the LBs until stopped, bounded in time and count;
-    every request is kept: (started, ended, status, lb). Each client starts at most one request per
-    `pace` seconds, so that the lab key's rate limit (600 per minute per LB) is not what fails."""
+    every request is kept: (started, ended, status, lb, model). Each client starts at most one request per
+    `pace` seconds, so that the lab key's rate limit (600 per minute per LB) is not what fails; the
+    clients take the models in turn (the lab's two by default)."""
 
-    def __init__(self, apis, lbs, seconds, max_requests=20000, prompt="Count to three.", max_tokens=4, pace=0.0):
+    def __init__(self, apis, lbs, seconds, max_requests=20000, prompt="Count to three.", max_tokens=4, pace=0.0,
+                 models=tuple(MODELS)):
         self.apis, self.lbs, self.prompt, self.max_tokens, self.pace = apis, lbs, prompt, max_tokens, pace
+        self.models = models
         self.deadline = time.monotonic() + seconds
         self.max_requests = max_requests
         self.results = []
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._client, args=(lb,), daemon=True) for lb in lbs]
+        self.threads = [threading.Thread(target=self._client, args=(lb, index), daemon=True)
+                        for index, lb in enumerate(lbs)]
 
-    def _client(self, lb):
+    def _client(self, lb, index):
         api = self.apis[lb]
+        turn = index
         while not self.stop.is_set() and time.monotonic() < self.deadline and len(self.results) < self.max_requests:
+            model = self.models[turn % len(self.models)]
+            turn += 1
             started = time.monotonic()
             try:
-                status = api.chat(self.prompt, max_tokens=self.max_tokens, timeout=20)[0]
+                status = api.chat(self.prompt, max_tokens=self.max_tokens, timeout=20, model=model)[0]
             except OSError as exc:
                 status = repr(exc)
-            self.results.append((started, time.monotonic(), status, lb))
+            self.results.append((started, time.monotonic(), status, lb, model))
             self.stop.wait(max(0.0, started + self.pace - time.monotonic()))
 
     def __enter__(self):

@@ -91,15 +91,19 @@ def test_every_target_is_up_with_its_zone(converged_lab, prometheus, inventory):
     # The same through a query, as an alert rule sees it.
     values = prometheus.get("/api/v1/query", query="up")["result"]
     assert len(values) == len(expected) and {r["value"][1] for r in values} == {"1"}
-    # Replicas carry what they serve: engine and model, from the replica plans.
-    replica = next(t for t in targets if t["labels"]["job"] == "model_replicas")
-    assert replica["labels"]["engine"] == "llamacpp" and replica["labels"]["model"] == "smollm2"
-    assert replica["scrapeUrl"].endswith("/metrics")
+    # Replicas carry what they serve: engine and model, from the replica plans (two models in the lab).
+    replicas = [t for t in targets if t["labels"]["job"] == "model_replicas"]
+    assert {t["labels"]["engine"] for t in replicas} == {"llamacpp"}
+    assert {t["labels"]["host"]: t["labels"]["model"] for t in replicas} == {
+        node: "gemma3-270m" if converged_lab.server_of(node) == "gemma" else "smollm2"
+        for node in ("model-a1", "model-a2", "model-b1", "model-b2", "model-c1", "model-c2")}
+    assert all(t["scrapeUrl"].endswith("/metrics") for t in replicas)
     # The engines' own metrics arrive (names from model-servers.md), per zone.
     processing = prometheus.get("/api/v1/query", query="count by (zone) (llamacpp:requests_processing)")["result"]
     assert {r["metric"]["zone"]: r["value"][1] for r in processing} == {"zone-a": "4", "zone-b": "4", "zone-c": "4"}
-    backends = prometheus.get("/api/v1/query", query='haproxy_backend_http_responses_total{proxy="llm",code="2xx"}')
-    assert backends["result"], "HAProxy's backend counters (the success-rate alert's input) are not scraped"
+    backends = prometheus.get("/api/v1/query", query='haproxy_backend_http_responses_total{code="2xx"}')["result"]
+    # One backend per model: the success-rate alert's input, for each.
+    assert {"llm", "gemma"} <= {r["metric"]["proxy"] for r in backends}, backends
 
 
 def test_the_rules_on_the_host_pass_their_unit_tests(converged_lab, prometheus):
@@ -121,7 +125,8 @@ def test_a_stopped_replica_goes_down_and_its_alert_fires_after_its_for(converged
     hold = _seconds(LAB_VARS["prometheus_alert_replica_down_for"])
     latest = hold + sum(_seconds(LAB_VARS[k]) for k in (
         "prometheus_scrape_interval", "prometheus_evaluation_interval", "prometheus_scrape_timeout")) + 5
-    host, unit, victim = "model-b2", "llmfleet-llm-1.service", "model-b2-r1"
+    host, victim = "model-b2", "model-b2-r1"
+    unit = lab.replica_unit(host, 1) + ".service"
     assert prometheus.up(instance=victim) == {victim: "1"}
     assert not prometheus.alerts("LLMReplicaDown"), "an alert is already active"
     stop = lab.ssh(host, f"sudo -n systemctl stop {unit}")

@@ -87,7 +87,7 @@ def lb_state(lab):
     """What the LBs hold about their servers, compared byte for byte: HAProxy's admin and operational
     state per server (`show servers state`, without its timers), nginx's configuration, both ledgers."""
     rows = []
-    for line in runtime_api(lab, "show servers state llm").splitlines()[2:]:
+    for line in runtime_api(lab, "show servers state").splitlines()[2:]:
         f = line.split()
         if len(f) > 7:
             rows.append(" ".join([f[3], f[5], f[6]]))   # srv_name srv_op_state srv_admin_state
@@ -99,7 +99,8 @@ def lb_state(lab):
 
 def ledger(lab, lb):
     text = lab.ssh(lb, "sudo -n cat /var/lib/llmfleet/lb-drains.json 2>/dev/null || echo '{}'").stdout
-    return (json.loads(text).get("backends") or {}).get("llm") or {}
+    # {server: entry} over every model's backend.
+    return {server: entry for entries in (json.loads(text).get("backends") or {}).values() for server, entry in entries.items()}
 
 
 class PoolSampler:
@@ -156,9 +157,10 @@ def test_refused_update_changes_nothing(converged_lab, tmp_path):
     out. The run reports them, refuses zone-a before touching it, and rolls nothing back: every server
     state on both LBs, nginx's configuration and both ledgers are byte-identical afterwards."""
     lab = converged_lab
-    others = [f"{n}-r{i}" for n in NODES[2:] for i in (0, 1)]
+    # backend/server: each model has its own backend (the lab's second model on model-b2).
+    others = [f"{lab.server_of(n)}/{n}-r{i}" for n in NODES[2:] for i in (0, 1)]
     for name in others:
-        runtime_api(lab, f"set server llm/{name} state maint")
+        assert runtime_api(lab, f"set server {name} state maint").strip() == ""
     try:
         before = lb_state(lab)
         pids = replica_pids(lab, NODES)
@@ -177,7 +179,7 @@ def test_refused_update_changes_nothing(converged_lab, tmp_path):
         assert replica_pids(lab, NODES) == pids
     finally:
         for name in others:
-            runtime_api(lab, f"set server llm/{name} state ready")
+            runtime_api(lab, f"set server {name} state ready")
 
 
 def test_broken_release_stops_at_the_first_zone_and_rolls_it_back(converged_lab, apis, tmp_path):

@@ -1,10 +1,12 @@
-"""The serving stack after site.yml on the lab: a real llama.cpp model (SmolLM2-135M) on 12 replicas
-(3 zones x 2 nodes x 2; zone-c's as Docker containers of the lab's engine image, pulled by digest from
-the private registry on infra1), weights copied over NFS from nfs-ganesha, lb1 HAProxy and lb2 nginx in front.
+"""The serving stack after site.yml on the lab: two real llama.cpp models behind one endpoint, on 12
+replicas (3 zones x 2 nodes x 2): SmolLM2-135M on model-a1, model-b1 and zone-c (Docker containers of the
+lab's engine image, pulled by digest from the private registry on infra1), Gemma 3 270M on model-a2 and
+model-b2; weights copied over NFS from nfs-ganesha, lb1 HAProxy and lb2 nginx (njs) in front.
 
 Verified for real here: completions through both LBs (TLS checked against each LB's own certificate),
-spread over zones (native and container replicas), 401/429/301, HAProxy's active checks under a killed
-replica, the weights' bytes, what each replica container is (docker inspect).
+each routed by its "model" (name or alias) to that model's replicas, /v1/models, 404/400 for an
+unknown/missing model, spread over zones (native and container replicas), 401/429/301, HAProxy's
+active checks under a killed replica, the weights' bytes, what each replica container is (docker inspect).
 Only rendered: the NFS kernel mount (no kernel NFS); GPU device requests (no GPU).
 """
 
@@ -14,7 +16,7 @@ import time
 import urllib.request
 
 import pytest
-from lbclient import KEYS, MODEL, REPO, Api, Load, haproxy_stat
+from lbclient import KEYS, MODEL_FILES, MODELS, REPO, SERVED, Api, Load, haproxy_stat
 
 pytestmark = pytest.mark.lab
 
@@ -36,13 +38,51 @@ def test_chat_completion_through_each_lb(apis, converged_lab):
         status, headers, body = api.chat("Say hello.", max_tokens=8)
         assert status == 200, (lb, body)
         answer = json.loads(body)
-        assert answer["model"] == MODEL["name"]
+        assert answer["model"] == MODELS[0]
         assert answer["choices"][0]["message"]["content"].strip(), answer
         # The request id the LB gave back is in its JSON access log, with the caller's name.
         request_id = {k.lower(): v for k, v in headers.items()}["x-request-id"]
         log = converged_lab.ssh(lb, f"sudo -n grep -F '{request_id}' /var/log/llmfleet/lb-access.json")
         record = json.loads(log.stdout.strip().splitlines()[-1])
         assert record["request_id"] == request_id and record["api_client"] == "lab-tests" and record["status"] == 200
+
+
+@pytest.mark.parametrize("lb", ["lb1", "lb2"])
+def test_each_model_is_answered_by_its_own_replicas(apis, converged_lab, lb):
+    """Two models behind one endpoint: a request goes to the replicas of the model it names (name or
+    alias), seen in the answer and in the LB's access log (which replica served it); /v1/models is the
+    LB's own answer; an unknown model is 404 and a missing one 400, as OpenAI-style errors."""
+    lab, api = converged_lab, apis[lb]
+    nodes_of = {}
+    for node in (n for n in lab.hosts if n.startswith("model-")):
+        nodes_of.setdefault(lab.server_of(node), set()).add(node)
+    addresses = {lab.hosts[n]: n for n in lab.hosts}
+    asked = {}
+    for server, values in SERVED.items():
+        for name in [values["model_server_model_name"]] + values.get("model_server_model_aliases", []):
+            for _turn in range(3):
+                status, headers, body = api.chat("Say hello.", max_tokens=4, model=name)
+                assert status == 200, (lb, name, body)
+                # llama.cpp answers with the name it serves (its --alias), whichever the client used.
+                assert json.loads(body)["model"] == values["model_server_model_name"], body
+                asked[{k.lower(): v for k, v in headers.items()}["x-request-id"]] = (server, name)
+    log = lab.ssh(lb, "sudo -n tail -n 300 /var/log/llmfleet/lb-access.json").stdout.splitlines()
+    records = {r["request_id"]: r for r in map(json.loads, log) if r["request_id"] in asked}
+    assert set(records) == set(asked)
+    for request_id, (server, name) in asked.items():
+        record = records[request_id]
+        assert (record["model"], record["backend"]) == (name, server), record
+        # HAProxy logs the server's name (HOST-rINDEX), nginx the replica's address.
+        node = record["server"].rsplit("-r", 1)[0] if lb == "lb1" else addresses[record["server"].split(":")[0]]
+        assert node in nodes_of[server], (record, nodes_of)
+    status, _headers, body = api.request("/v1/models")
+    listing = json.loads(body)
+    assert status == 200 and listing["object"] == "list"
+    assert [m["id"] for m in listing["data"]] == [MODELS[0], MODELS[1], *SERVED["gemma"]["model_server_model_aliases"]]
+    status, _headers, body = api.request("/v1/chat/completions", {"model": "no-such-model", "messages": []})
+    assert status == 404 and json.loads(body)["error"]["code"] == "model_not_found", body
+    status, _headers, body = api.request("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]})
+    assert status == 400 and json.loads(body)["error"]["code"] == "model_required", body
 
 
 def test_every_replica_is_a_healthy_haproxy_server(converged_lab):
@@ -55,14 +95,15 @@ def test_every_replica_is_a_healthy_haproxy_server(converged_lab):
     metrics = converged_lab.ssh("infra1", f"curl -sf http://{converged_lab.hosts['lb1']}:8404/metrics")
     assert metrics.returncode == 0, metrics.stderr
     up = [line for line in metrics.stdout.splitlines()
-          if line.startswith('haproxy_server_status{proxy="llm"') and 'state="UP"' in line and line.endswith(" 1")]
+          if line.startswith('haproxy_server_status{') and 'state="UP"' in line and line.endswith(" 1")]
     assert len(up) == len(expected)
 
 
 def test_requests_spread_over_all_zones(apis, converged_lab):
+    # GET /health names no model: the first model's backend (smollm2), which every zone serves.
     before = haproxy_stat(converged_lab)
     for _request in range(24):
-        assert apis["lb1"].request("/v1/models")[0] == 200
+        assert apis["lb1"].request("/health")[0] == 200
     after = haproxy_stat(converged_lab)
     served = {name for name in after if after[name]["stot"] > before[name]["stot"]}
     assert {zone_of_server(converged_lab, name) for name in served} == ZONES, served
@@ -70,7 +111,7 @@ def test_requests_spread_over_all_zones(apis, converged_lab):
     addresses = {addr: host for host, addr in converged_lab.hosts.items()}
     ids = []
     for _request in range(24):
-        status, headers, _body = apis["lb2"].request("/v1/models")
+        status, headers, _body = apis["lb2"].request("/health")
         assert status == 200
         ids.append({k.lower(): v for k, v in headers.items()}["x-request-id"])
     log = converged_lab.ssh("lb2", "sudo -n tail -n 200 /var/log/llmfleet/lb-access.json").stdout.splitlines()
@@ -115,7 +156,7 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
     with Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=60) as load:
         time.sleep(3)
         killed_at = time.monotonic()
-        kill = lab.ssh(victim_host, "sudo -n systemctl kill --signal=SIGKILL llmfleet-llm-0.service")
+        kill = lab.kill_replica(victim_host, 0)
         assert kill.returncode == 0, kill.stderr
         down_at = None
         while time.monotonic() - killed_at < 20:
@@ -161,12 +202,14 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
 
 def test_weights_arrive_byte_for_byte_over_nfs(converged_lab):
     lab = converged_lab
-    path = f"/srv/models/{MODEL['name']}/{MODEL['file']}"
-    store = lab.ssh("infra1", f"sha256sum {path}")
-    assert store.stdout.split()[0] == MODEL["sha256"], store.stdout + store.stderr
     for node in (n for n in lab.hosts if n.startswith("model-")):
+        # Each node stages the model it serves (the lab's two: host_vars).
+        served = MODEL_FILES["gemma3" if lab.server_of(node) == "gemma" else "smollm2"]
+        path = f"/srv/models/{served['name']}/{served['file']}"
+        store = lab.ssh("infra1", f"sha256sum {path}")
+        assert store.stdout.split()[0] == served["sha256"], store.stdout + store.stderr
         local = lab.ssh(node, f"sha256sum {path}")
-        assert local.stdout.split()[0] == MODEL["sha256"], (node, local.stdout, local.stderr)
+        assert local.stdout.split()[0] == served["sha256"], (node, local.stdout, local.stderr)
     # The export is read-only to the model nodes...
     write = lab.ssh("model-b1", "sudo -n nfs-cp /etc/hostname nfs://infra1/srv/models/written-by-a-client")
     assert write.returncode != 0

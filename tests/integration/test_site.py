@@ -62,8 +62,9 @@ def test_llamacpp_nodes_carry_what_the_engine_needs_and_no_compiler(hosts, conve
         assert found == {"python3-venv", "libgomp1"}, name
         # One virtualenv, the release's own (BASE-SERVER-HASH), and the replicas' units run it: the
         # virtualenvs of earlier releases are removed once a newer one is recorded.
-        assert len(venvs) == 1 and venvs[0].startswith("/opt/llmfleet/llamacpp-llm-"), (name, venvs)
-        unit = host.file("/etc/systemd/system/llmfleet-llm-0.service").content_string
+        server = converged_lab.server_of(name)
+        assert len(venvs) == 1 and venvs[0].startswith(f"/opt/llmfleet/llamacpp-{server}-"), (name, venvs)
+        unit = host.file(f"/etc/systemd/system/llmfleet-{server}-0.service").content_string
         assert f"ExecStart={venvs[0]}/bin/python " in unit, (name, unit)
         assert host.run(f"{venvs[0]}/bin/python -c 'import xllamacpp'").rc == 0, name
 

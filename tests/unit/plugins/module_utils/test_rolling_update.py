@@ -162,3 +162,19 @@ def test_failure_message_of_a_loop_names_the_failed_item():
     assert rolling_update.failure(loop) == "http://127.0.0.1:8001: still loading after 20 s"
     assert rolling_update.failure({"failed": True, "msg": "apt failed"}) == "apt failed"
     assert rolling_update.failure({}) == "failed"
+
+
+def test_the_live_capacity_check_keeps_each_models_minimum():
+    fleet = members({"zone-1": {"m-a1": 2}, "zone-2": {"m-b1": 2}, "zone-3": {"m-c1": 2}}, "small") + \
+        members({"zone-1": {"m-a2": 1}, "zone-2": {"m-b2": 1}}, "chat")
+    plan = rolling_update.plan(fleet, {}, {})
+    assert plan["servers_by_model"]["chat"] == ["m-a2-r0", "m-b2-r0"]
+    assert plan["required_by_model"] == {"small": 3, "chat": 1}
+    zone_1 = ["m-a1-r0", "m-a1-r1", "m-a2-r0"]
+    everyone = [m["name"] for m in fleet]
+    assert rolling_update.capacity_problem(zone_1, plan["servers_by_model"], everyone, plan["required_by_model"]) == ""
+    # Four small replicas healthy outside zone-1 would carry a one-model fleet of this size, but chat's
+    # only other replica is down: chat would be gone.
+    sick = [n for n in everyone if n != "m-b2-r0"]
+    assert rolling_update.capacity_problem(zone_1, plan["servers_by_model"], sick, plan["required_by_model"]) == (
+        "only 0 replicas of chat outside this zone are healthy, 1 required; not healthy: m-b2-r0")
