@@ -6,7 +6,11 @@ do not exist) and times `ansible-playbook playbooks/validate.yml` on it. No host
 validation play gathers no facts and runs only on the controller (an attempt to connect would fail
 on those addresses). Then it fits time = a * N^k over the sizes (least squares on logs) and prints k.
 
-Usage: .venv/bin/python bench/validate_scale.py [N ...]     (default: 9 90 900 1800)
+With LLMFLEET_BENCH_MODELS=K (default 1) the fleet serves K models behind its load balancers: node i
+serves model i mod K (its own model_server_name, model name and alias), so every model is in every zone
+and the cross-host model rules (names, aliases, per-model capacity) run on every node.
+
+Usage: [LLMFLEET_BENCH_MODELS=K] .venv/bin/python bench/validate_scale.py [N ...]     (default: 9 90 900 1800)
 """
 
 import math
@@ -24,14 +28,18 @@ REPO = Path(__file__).resolve().parent.parent
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
-def write_inventory(root: Path, nodes: int) -> Path:
+def write_inventory(root: Path, nodes: int, models: int = 1) -> Path:
     inv = root / f"fleet-{nodes}"
     shutil.copytree(REPO / "inventories" / "example" / "group_vars", inv / "group_vars")
     model_nodes = {}
     for i in range(nodes):
         zone = ZONES[i % len(ZONES)]
-        model_nodes[f"gpu-{zone[-1]}{i // len(ZONES) + 1}"] = {
+        node = model_nodes[f"gpu-{zone[-1]}{i // len(ZONES) + 1}"] = {
             "ansible_host": f"10.40.{i // 250}.{i % 250 + 2}", "llmfleet_zone": zone}
+        model = (i // len(ZONES)) % models
+        if model:
+            node.update(model_server_name=f"m{model}", model_server_model_name=f"model-{model}",
+                        model_server_model_aliases=[f"alias-{model}"])
     hosts = {"all": {"children": {
         "model_nodes": {"hosts": model_nodes},
         "load_balancers": {"hosts": {
@@ -64,10 +72,12 @@ def fitted_exponent(points: list[tuple[int, float]]) -> float:
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [9, 90, 900, 1800]
+    models = int(os.environ.get("LLMFLEET_BENCH_MODELS", "1"))
+    print(f"models served: {models}")
     points = []
     with tempfile.TemporaryDirectory(prefix="llmfleet-validate-scale-") as tmp:
         for nodes in sizes:
-            inv = write_inventory(Path(tmp), nodes)
+            inv = write_inventory(Path(tmp), nodes, models)
             elapsed, outcome = time_validation(inv)
             hosts = nodes + 3
             print(f"model nodes {nodes:5d} (hosts {hosts:5d}): validation {elapsed:7.1f} s  "

@@ -221,6 +221,24 @@ def host_ports(groups, roles):
             if not isinstance(port, bool) and str(port).isdigit()]
 
 
+def weights_source_problems(roles):
+    """A model server whose weights should come from the model store (its path is under
+    model_weights_path) but that no model of the node's model_weights_models puts there: the replicas
+    would start on a path nothing fills."""
+    if "model_server" not in roles or "model_weights" not in roles:
+        return
+    path = str(roles["model_server"].get("model_server_model_path") or "")
+    base = str(roles["model_weights"].get("model_weights_path") or "").rstrip("/")
+    models = roles["model_weights"].get("model_weights_models") or []
+    if not base or not path.startswith(base + "/") or not isinstance(models, list):
+        return
+    homes = ["%s/%s" % (base, m.get("name")) for m in models if isinstance(m, dict)]
+    if not any(path == home or path.startswith(home + "/") for home in homes):
+        yield ("model_server_model_path: %s is under model_weights_path, but no model of model_weights_models (%s) "
+               "is put there: the node has no source for its weights" % (path, ", ".join(h.rsplit("/", 1)[1] for h in homes)
+                                                                         or "none"))
+
+
 def port_collisions(ports):
     seen = {}
     for port, name in ports:
@@ -258,6 +276,7 @@ def host_problems(host, specs, validators, cache=None):
         found, validated[role] = cache[key]
         problems += found
     problems += list(port_collisions(host_ports(groups, validated)))
+    problems += list(weights_source_problems(validated))
     return ["%s: %s" % (name, p) for p in problems], validated
 
 

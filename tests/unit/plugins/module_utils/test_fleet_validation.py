@@ -15,20 +15,21 @@ from ansible_collections.llmfleet.cluster.plugins.module_utils import validation
 ROLES = Path(__file__).resolve().parents[4] / "roles"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGr2X0D6kqvHzRMHqhRl0rP0ZyPpDQ6b6yS7xKpZP0nT ops@example"
 API_KEY = "k" * 32
+MODEL = {"name": "m", "file": "m.gguf", "url": "https://artifacts.example/m.gguf", "sha256": "0" * 64}
 # What the templated defaults evaluate to for the fleet below.
 EVALUATED = {
     "firewall_ssh_port": 22,
     "ssh_hardening_allow_users": ["llmops"],
     "model_server_venv": "/opt/llmfleet/vllm",
-    "model_store_models": [],
-    "model_weights_models": [],
+    "model_store_models": [MODEL],
+    "model_weights_models": [MODEL],
     "model_weights_nfs_server": "10.0.3.5",
     "rolling_update_result_file": "/tmp/rolling_update_result.json",
     "__prometheus_thresholds": {"replica_down_for": "1m", "for": "5m", "latency_p99_seconds": 2,
                                 "success_rate_min": 0.99, "cpu_percent": 90, "gpu_utilisation_percent": 95},
 }
 INVENTORY = {"base_operator_ssh_public_keys": [KEY], "load_balancer_api_keys": [{"client": "team-a", "key": API_KEY}],
-             "model_server_model_name": "m", "model_server_model_path": "/srv/models/m.gguf"}
+             "model_server_model_name": "m", "model_server_model_path": "/srv/models/m/m.gguf"}
 
 
 def _load(role, *parts):
@@ -339,3 +340,15 @@ def test_each_model_must_survive_each_zone_for_the_rolling_update():
     # llm (gpu-a1, gpu-c1) may lose a zone; chat (gpu-b1 alone) may not lose zone-b.
     assert fv.capacity_problem(hosts).startswith(
         "model_nodes: taking zone zone-b (1 of 1 replicas of chat, 1 must stay) out would leave a model")
+
+
+def test_a_node_whose_model_has_no_weights_source_is_refused():
+    models = [MODEL]
+    found = problems_of(fleet(**{"gpu-a1": {"model_weights_models": models, "model_server_model_path": "/srv/models/other/o.gguf"}}))
+    assert "gpu-a1: model_server_model_path: /srv/models/other/o.gguf is under model_weights_path, but no model of " \
+           "model_weights_models (m) is put there: the node has no source for its weights" in found, found
+    assert not [p for p in problems_of(fleet(**{"gpu-a1": {"model_weights_models": models,
+                                                           "model_server_model_path": "/srv/models/m/m.gguf"}}))
+                if "no source" in p]
+    # Weights the image or the host brings (outside model_weights_path) are the site's business.
+    assert not [p for p in problems_of(fleet(**{"gpu-a1": {"model_server_model_path": "/opt/weights/x"}})) if "no source" in p]
