@@ -27,7 +27,8 @@ description:
     llmfleet.cluster.systemd_replicas) and
     C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests),
     C(llmfleet_lb_backends) (the members grouped into one backend per model, with its names and aliases;
-    conflicting models fail) and C(llmfleet_models_document) (the backends' models as GET /v1/models answers them).
+    conflicting models fail), C(llmfleet_models_document) (the backends' models as GET /v1/models answers them) and
+    C(llmfleet_key_scopes) (API keys limited to some models, as {client: [backend]}; an unknown model fails).
 options:
   _input:
     description: Replica count.
@@ -104,6 +105,13 @@ def llmfleet_lb_backends(members):
         raise AnsibleFilterError(str(exc))
 
 
+def llmfleet_key_scopes(api_keys, backends):
+    try:
+        return serving.key_scopes(list(api_keys or []), list(backends))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 def llmfleet_models_document(backends):
     return serving.models_document(list(backends))
 
@@ -175,6 +183,7 @@ class FilterModule(object):
             "llmfleet_lb_members": llmfleet_lb_members,
             "llmfleet_lb_backends": llmfleet_lb_backends,
             "llmfleet_models_document": llmfleet_models_document,
+            "llmfleet_key_scopes": llmfleet_key_scopes,
             "model_server_command": model_server_command,
             "model_server_environment": model_server_environment,
             "model_server_container": model_server_container,

@@ -286,7 +286,7 @@ def model_server_rules(v):
 def _api_key_problem(index, entry):
     where = "load_balancer_api_keys[%d]" % index
     if not isinstance(entry, dict):
-        return "%s: give a mapping with client, key and optional rate_limit" % where
+        return "%s: give a mapping with client, key and optional rate_limit and models" % where
     if not CLIENT_PATTERN.match(str(entry.get("client", ""))):
         return "%s: client: letters, digits, ._- (up to 64) needed" % where
     where = "%s (%s)" % (where, entry["client"])
@@ -296,6 +296,12 @@ def _api_key_problem(index, entry):
     rate = number(1 if entry.get("rate_limit") is None else entry["rate_limit"])
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 1:
         return "%s: rate_limit: a number >= 1 needed" % where
+    models = entry.get("models") or []
+    if isinstance(models, str) or not isinstance(models, list):
+        return "%s: models: a list of model names needed" % where
+    for model in models:
+        if serving.model_id_problem(model):
+            return "%s: models: %s" % (where, serving.model_id_problem(model))
     return ""
 
 

@@ -309,11 +309,27 @@ def fleet_problems(hosts, groups):
             if address in by_address:
                 problems.append("%s: %s: %s is also %s's address" % (host["name"], variable, address, by_address[address]))
             by_address.setdefault(address, host["name"])
-    problems += serving.model_conflicts(
-        [(h["name"], ms.get("model_server_name") or serving.DEFAULT_BACKEND, ms.get("model_server_model_name"),
-          tuple(ms.get("model_server_model_aliases") or ())) for h in hosts
-         for ms in [h["validated"].get("model_server")] if ms])
+    models = [(h["name"], ms.get("model_server_name") or serving.DEFAULT_BACKEND, ms.get("model_server_model_name"),
+               tuple(ms.get("model_server_model_aliases") or ())) for h in hosts
+              for ms in [h["validated"].get("model_server")] if ms]
+    problems += serving.model_conflicts(models)
+    problems += key_scope_problems(hosts, models)
     problems += shape_problems(hosts, groups)
+    return problems
+
+
+def key_scope_problems(hosts, models):
+    """API keys limited to a model the fleet does not serve (models: model_conflicts' entries)."""
+    backends = [{"name": backend, "ids": [model] + list(aliases)} for _host, backend, model, aliases in models]
+    problems = []
+    for host in hosts:
+        lb = host["validated"].get("load_balancer")
+        if not lb or not models:
+            continue
+        try:
+            serving.key_scopes([k for k in lb.get("load_balancer_api_keys") or [] if isinstance(k, dict)], backends)
+        except ValueError as exc:
+            problems.append("%s: %s" % (host["name"], exc))
     return problems
 
 

@@ -265,6 +265,25 @@ def lb_backends(members):
     return list(backends.values())
 
 
+def key_scopes(api_keys, backends):
+    """{client: [backend, ...]} of the API keys limited to some models (entries with "models": names or
+    aliases of the fleet's models); a client without "models" may use every model and is not listed.
+    Raises ValueError naming the client and the unknown model."""
+    backend_of = dict((name, backend["name"]) for backend in backends for name in backend["ids"])
+    scopes = {}
+    for entry in api_keys or []:
+        models = entry.get("models")
+        if not models:
+            continue
+        unknown = [m for m in models if m not in backend_of]
+        if unknown:
+            raise ValueError("load_balancer_api_keys (%s): models: %s %s not a model of the fleet (known: %s)"
+                             % (entry.get("client"), ", ".join(map(str, unknown)), "is" if len(unknown) == 1 else "are",
+                                ", ".join(sorted(backend_of))))
+        scopes[entry["client"]] = sorted(set(backend_of[m] for m in models))
+    return scopes
+
+
 def models_document(backends):
     """GET /v1/models as the load balancers answer it (OpenAI's list format): every name and alias."""
     data = [{"id": name, "object": "model", "created": 0, "owned_by": "llmfleet"}

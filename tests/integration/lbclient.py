@@ -43,10 +43,10 @@ class Api:
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
 
-    def chat(self, content, max_tokens=4, timeout=30, model=MODELS[0]):
+    def chat(self, content, max_tokens=4, timeout=30, model=MODELS[0], key=KEYS["lab-tests"]):
         return self.request("/v1/chat/completions", {"model": model, "max_tokens": max_tokens,
                                                      "messages": [{"role": "user", "content": content}]},
-                            timeout=timeout)
+                            key=key, timeout=timeout)
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

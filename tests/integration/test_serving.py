@@ -83,6 +83,11 @@ def test_each_model_is_answered_by_its_own_replicas(apis, converged_lab, lb):
     assert status == 404 and json.loads(body)["error"]["code"] == "model_not_found", body
     status, _headers, body = api.request("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]})
     assert status == 400 and json.loads(body)["error"]["code"] == "model_required", body
+    # A key limited to one model (by its alias: the whole model) gets 403 for the other.
+    status, _headers, body = api.chat("Hi", model=MODELS[1], key=KEYS["lab-gemma-only"])
+    assert status == 200, body
+    status, _headers, body = api.chat("Hi", model=MODELS[0], key=KEYS["lab-gemma-only"])
+    assert status == 403 and json.loads(body)["error"]["code"] == "model_not_allowed", body
 
 
 def test_every_replica_is_a_healthy_haproxy_server(converged_lab):

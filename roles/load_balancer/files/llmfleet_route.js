@@ -2,11 +2,12 @@
 // upstream of the model its JSON body names, for nginx's njs module (Debian: libnginx-mod-http-js).
 // The routes themselves are in nginx.conf, where `nginx -t` checks them: map $llmfleet_model ->
 // $llmfleet_backend (every name and alias), $llmfleet_default_backend (the only model, or "" when
-// there are several) and $llmfleet_models (GET /v1/models).
+// there are several), $llmfleet_scope (the upstreams an API key limited to some models may use, as
+// "|NAME|NAME|"; "" for every one) and $llmfleet_models (GET /v1/models).
 
-function fail(r, status, message, code) {
+function fail(r, status, message, code, type) {
     r.headersOut['Content-Type'] = 'application/json';
-    r.return(status, JSON.stringify({error: {message: message, type: 'invalid_request_error', code: code}}));
+    r.return(status, JSON.stringify({error: {message: message, type: type || 'invalid_request_error', code: code}}));
 }
 
 function route(r) {
@@ -50,6 +51,11 @@ function route(r) {
         return;
     } else if (!backend) {
         backend = r.variables.llmfleet_first_backend;
+    }
+    var scope = r.variables.llmfleet_scope;
+    if (scope && scope.indexOf('|' + backend + '|') < 0) {
+        fail(r, 403, 'this API key may not use this model', 'model_not_allowed', 'permission_error');
+        return;
     }
     r.variables.llmfleet_upstream = backend;
     r.internalRedirect('@llmfleet_upstream');

@@ -92,7 +92,7 @@ def test_the_example_shape_is_clean():
     ({"lb1": {"load_balancer_https_port": "https"}}, "lb1: load_balancer_https_port: argument 'load_balancer_https_port' is of type"),
     ({"gpu-a1": {"model_server_runtime": "podman"}}, "gpu-a1: model_server_runtime: value of model_server_runtime must be one of"),
     ({"lb1": {"load_balancer_api_keys": [{"client": "a", "key": API_KEY, "rate": 5}]}},
-     "lb1: load_balancer_api_keys: unknown key load_balancer_api_keys.rate (supported: client, key, rate_limit)"),
+     "lb1: load_balancer_api_keys: unknown key load_balancer_api_keys.rate (supported: client, key, models, rate_limit)"),
     # each role's rules
     ({"gpu-a1": {"model_server_replicas": [{"port": 8000}, {"port": 8000}]}},
      "gpu-a1: model_server_replicas[1]: port 8000 is already used by replica 0"),
@@ -352,3 +352,13 @@ def test_a_node_whose_model_has_no_weights_source_is_refused():
                 if "no source" in p]
     # Weights the image or the host brings (outside model_weights_path) are the site's business.
     assert not [p for p in problems_of(fleet(**{"gpu-a1": {"model_server_model_path": "/opt/weights/x"}})) if "no source" in p]
+
+
+def test_an_api_key_limited_to_a_model_the_fleet_does_not_serve_is_refused():
+    keys = [{"client": "team-a", "key": API_KEY, "models": ["m"]}, {"client": "team-b", "key": "b" * 32, "models": ["gpt-9"]}]
+    found = problems_of(fleet(lb1={"load_balancer_api_keys": keys}))
+    assert found == ["lb1: load_balancer_api_keys (team-b): models: gpt-9 is not a model of the fleet (known: m)"], found
+    bad = [{"client": "team-a", "key": API_KEY, "models": ["my model"]}]
+    assert "lb1: load_balancer_api_keys[0] (team-a): models: 'my model' is not a model name the load balancers can " \
+           "route (letters, digits and . _ : / @ + -, starting with a letter or digit, at most 128)" in \
+        problems_of(fleet(lb1={"load_balancer_api_keys": bad}))

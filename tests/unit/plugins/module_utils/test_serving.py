@@ -268,3 +268,13 @@ def test_vllm_serves_every_alias_and_llamacpp_answers_any_name():
     assert vllm[vllm.index("--served-model-name"):][:4] == ["--served-model-name", "qwen3-8b", "chat", "qwen3"]
     llamacpp = serving.engine_command("llamacpp", "/m/s.gguf", "smollm2", 8000, aliases=["small"])
     assert "small" not in llamacpp and llamacpp[llamacpp.index("--alias") + 1] == "smollm2"
+
+
+def test_api_keys_limited_to_models_get_those_models_backends():
+    backends = serving.lb_backends(serving.lb_members(list(TWO_MODELS), TWO_MODELS))
+    keys = [{"client": "all", "key": "k" * 32}, {"client": "small-only", "key": "s" * 32, "models": ["small"]},
+            {"client": "both", "key": "b" * 32, "models": ["gemma3-270m", "smollm2", "small"]}]
+    assert serving.key_scopes(keys, backends) == {"small-only": ["llm"], "both": ["gemma", "llm"]}
+    with pytest.raises(ValueError, match=r"load_balancer_api_keys \(x\): models: gpt-9 is not a model of the fleet "
+                                         r"\(known: gemma3-270m, small, smollm2\)"):
+        serving.key_scopes([{"client": "x", "key": "x" * 32, "models": ["gpt-9", "small"]}], backends)
