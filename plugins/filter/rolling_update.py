@@ -17,7 +17,8 @@ description:
     marked C(pending=false), so an aborted update resumes where it stopped.
   - Fails when taking any one zone out would leave fewer replicas in service than the larger of
     I(min_replicas) and I(min_fraction) of all replicas.
-  - The same file holds C(rolling_update_lb_list) (the LBs with engine and socket from the fleet plan C(llmfleet_fleet), once per run),
+  - The same file holds C(rolling_update_select_models) (the members of the models a run updates, by name,
+    alias or model_server_name; empty - every model; an unknown name fails), C(rolling_update_lb_list) (the LBs with engine and socket from the fleet plan C(llmfleet_fleet), once per run),
     C(rolling_update_left_alone) (servers a restore left as someone else set them),
     C(rolling_update_lb_views) (lb_member results registered over the load balancers -> one view per LB with its
     servers, owned drains and error, unreachable included), C(rolling_update_lb_problem),
@@ -115,6 +116,13 @@ def _number(value, kind):
         except ValueError:
             return value
     return value
+
+
+def rolling_update_select_models(members, wanted):
+    try:
+        return rolling_update.select_models(list(members), list(wanted or []))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def rolling_update_plan(members, current, planned, from_zone="", force=False, min_replicas=1, min_fraction=0.5):
@@ -233,6 +241,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "rolling_update_plan": rolling_update_plan,
+            "rolling_update_select_models": rolling_update_select_models,
             "rolling_update_lb_views": rolling_update_lb_views,
             "rolling_update_lb_list": rolling_update_lb_list,
             "rolling_update_left_alone": rolling_update_left_alone,

@@ -319,17 +319,27 @@ def fleet_problems(hosts, groups):
 
 
 def key_scope_problems(hosts, models):
-    """API keys limited to a model the fleet does not serve (models: model_conflicts' entries)."""
+    """API keys limited to a model the fleet does not serve, and a rolling update of a model it does not
+    serve (models: model_conflicts' entries)."""
     backends = [{"name": backend, "ids": [model] + list(aliases)} for _host, backend, model, aliases in models]
+    members = [{"backend": backend, "model": model, "aliases": list(aliases)} for _host, backend, model, aliases in models]
     problems = []
-    for host in hosts:
+    wanted_seen = set()
+    for host in hosts if models else ():
         lb = host["validated"].get("load_balancer")
-        if not lb or not models:
-            continue
-        try:
-            serving.key_scopes([k for k in lb.get("load_balancer_api_keys") or [] if isinstance(k, dict)], backends)
-        except ValueError as exc:
-            problems.append("%s: %s" % (host["name"], exc))
+        if lb:
+            try:
+                serving.key_scopes([k for k in lb.get("load_balancer_api_keys") or [] if isinstance(k, dict)], backends)
+            except ValueError as exc:
+                problems.append("%s: %s" % (host["name"], exc))
+        wanted = (host["validated"].get("rolling_update") or {}).get("rolling_update_models")
+        # Usually given once for the run (-e): said once, for the first host, not for every node.
+        if wanted and isinstance(wanted, list) and repr(wanted) not in wanted_seen:
+            wanted_seen.add(repr(wanted))
+            try:
+                rolling_update_utils.select_models(members, wanted)
+            except ValueError as exc:
+                problems.append("%s: %s" % (host["name"], exc))
     return problems
 
 

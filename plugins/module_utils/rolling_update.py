@@ -26,6 +26,24 @@ def required_healthy(total, min_replicas, min_fraction):
     return max(min_replicas, int(math.ceil(total * min_fraction - 1e-9)))
 
 
+def select_models(members, wanted):
+    """The members of the models named in wanted (names, aliases or model_server_names; empty: every
+    model). Raises ValueError naming what no model is called."""
+    if not wanted:
+        return list(members)
+    names = {}
+    for member in members:
+        for name in [member.get("backend", ""), member.get("model", "")] + list(member.get("aliases") or []):
+            names.setdefault(name, member.get("backend", ""))
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise ValueError("rolling_update_models: %s %s not a model of the fleet (models: %s)"
+                         % (", ".join(map(str, unknown)), "is" if len(unknown) == 1 else "are",
+                            ", ".join(sorted(n for n in names if n))))
+    chosen = set(names[w] for w in wanted)
+    return [m for m in members if m.get("backend", "") in chosen]
+
+
 def capacity_shortfalls(replicas, min_replicas, min_fraction):
     """Where taking one zone out would leave a model short of replicas.
 

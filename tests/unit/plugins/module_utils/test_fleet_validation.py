@@ -362,3 +362,9 @@ def test_an_api_key_limited_to_a_model_the_fleet_does_not_serve_is_refused():
     assert "lb1: load_balancer_api_keys[0] (team-a): models: 'my model' is not a model name the load balancers can " \
            "route (letters, digits and . _ : / @ + -, starting with a letter or digit, at most 128)" in \
         problems_of(fleet(lb1={"load_balancer_api_keys": bad}))
+
+
+def test_a_rolling_update_of_a_model_the_fleet_does_not_serve_is_refused():
+    assert problems_of(fleet(**{"gpu-a1": {"rolling_update_models": ["m"]}})) == []
+    found = problems_of(fleet(**{"gpu-a1": {"rolling_update_models": ["gpt-9"]}}))
+    assert found == ["gpu-a1: rolling_update_models: gpt-9 is not a model of the fleet (models: llm, m)"], found

@@ -178,3 +178,17 @@ def test_the_live_capacity_check_keeps_each_models_minimum():
     sick = [n for n in everyone if n != "m-b2-r0"]
     assert rolling_update.capacity_problem(zone_1, plan["servers_by_model"], sick, plan["required_by_model"]) == (
         "only 0 replicas of chat outside this zone are healthy, 1 required; not healthy: m-b2-r0")
+
+
+def test_a_run_for_some_models_plans_only_their_replicas():
+    fleet = [dict(m, model="smollm2", aliases=["small"]) for m in members({"zone-1": {"m-a1": 2}, "zone-2": {"m-b1": 2}}, "llm")] + \
+        [dict(m, model="gemma3-270m", aliases=["gemma"]) for m in members({"zone-1": {"m-a2": 1}, "zone-2": {"m-b2": 1}}, "g")]
+    assert rolling_update.select_models(fleet, []) == fleet
+    chosen = rolling_update.select_models(fleet, ["gemma"])
+    assert [m["name"] for m in chosen] == ["m-a2-r0", "m-b2-r0"]
+    assert rolling_update.select_models(fleet, ["g"]) == chosen == rolling_update.select_models(fleet, ["gemma3-270m"])
+    plan = rolling_update.plan(chosen, {}, {})
+    assert [z["hosts"] for z in plan["zones"]] == [["m-a2"], ["m-b2"]] and list(plan["servers_by_model"]) == ["g"]
+    with pytest.raises(ValueError, match=r"rolling_update_models: gpt-9 is not a model of the fleet \(models: g, gemma, "
+                                         r"gemma3-270m, llm, small, smollm2\)"):
+        rolling_update.select_models(fleet, ["gpt-9", "gemma"])
