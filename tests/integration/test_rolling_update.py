@@ -171,7 +171,8 @@ def test_refused_update_changes_nothing(converged_lab, tmp_path):
         assert proc.returncode != 0
         zones = {z["zone"]: z for z in result["zones"]}
         assert zones["zone-a"]["status"] == "refused", zones["zone-a"]
-        assert zones["zone-a"]["error"].startswith("only 0 replicas outside this zone are healthy")
+        # Each model keeps its own minimum: both would be left without a healthy replica.
+        assert "only 0 replicas of llm outside this zone are healthy" in zones["zone-a"]["error"], zones["zone-a"]
         assert "rollback" not in zones["zone-a"]["seconds"]
         assert zones["zone-b"]["status"] == zones["zone-c"]["status"] == "pending"
         assert "lb1: model-b1-r0 (zone-b) MAINT, taken out by someone else: left as it is" in result["out_of_pool_at_start"]
@@ -280,13 +281,15 @@ def test_interrupted_update_is_repaired_by_a_plain_rerun(converged_lab, apis, tm
     """Issue 14, fault 1, under load through both LBs: SIGINT (Ctrl-C) while zone-a is being updated.
     zone-a is left drained (recorded as ours on both LBs) and the result file says where it stopped. A
     plain rerun puts zone-a back once its replicas pass the gate, then updates all three zones; an
-    operator's maint on model-b1-r1 (lb1) is reported and kept. 0 failed requests, never two zones out."""
+    operator's maint on model-c1-r1 (lb1) is reported and kept. 0 failed requests, never two zones out.
+    (The operator's server is one of zone-c's: smollm2 has 8 replicas, half of them in zone-c, and must keep
+    4 healthy while a zone is out, so one of them taken out elsewhere would make zone-c refuse, rightly.)"""
     lab = converged_lab
     inventory = release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=NEW_CTX)
     first, second = tmp_path / "first.json", tmp_path / "second.json"
-    runtime_api(lab, "set server llm/model-b1-r1 state maint")
+    runtime_api(lab, "set server llm/model-c1-r1 state maint")
     try:
-        with PoolSampler(lab, ignore={"model-b1-r1"}) as sampler, \
+        with PoolSampler(lab, ignore={"model-c1-r1"}) as sampler, \
                 Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:
             time.sleep(2)
             proc = start_update(lab, inventory, first, "-e", "rolling_update_soak_seconds=3")
@@ -307,22 +310,22 @@ def test_interrupted_update_is_repaired_by_a_plain_rerun(converged_lab, apis, tm
         zone_a = {f"{n}-r{i}" for n in NODES[:2] for i in (0, 1)}
         assert set(left["lb1"]) == zone_a and set(left["lb2"]) == zone_a
         assert {left["lb1"][n]["previous"] for n in zone_a} == {"ready"}
-        assert set(drained) == zone_a | {"model-b1-r1"}
+        assert set(drained) == zone_a | {"model-c1-r1"}
         assert proc2.returncode == 0, proc2.stdout[-6000:]
         assert [(r["zone"], r["outcome"]) for r in result["repaired"]] == [("zone-a", "passed the gate, put back")]
         assert "repaired zone-a: passed the gate, put back" in proc2.stdout
         assert [(z["zone"], z["status"]) for z in result["zones"]][1:] == [("zone-b", "updated"), ("zone-c", "updated")]
         assert result["zones"][0]["status"] in ("updated", "skipped")
-        assert {"lb1": {"model-b1-r1": "not drained by us: left maint"}} == result["zones"][1]["left_as_they_were"]
+        assert {"lb1": {"model-c1-r1": "not drained by us: left maint"}} == result["zones"][2]["left_as_they_were"]
         assert len(load.results) > 50
         assert failed == []
         assert sampler.most_zones_out() == 1
         stats = haproxy_stat(lab)
-        assert stats.pop("model-b1-r1")["status"] == "MAINT"
+        assert stats.pop("model-c1-r1")["status"] == "MAINT"
         assert {s["status"] for s in stats.values()} == {"UP"}
         assert ledger(lab, "lb1") == {} and ledger(lab, "lb2") == {}
     finally:
-        runtime_api(lab, "set server llm/model-b1-r1 state ready")
+        runtime_api(lab, "set server llm/model-c1-r1 state ready")
     assert set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL}
     assert sampler._nginx_down() == []
     assert sampler.zones_seen_out("lb1", "DRAIN") == {"zone-a", "zone-b", "zone-c"}
