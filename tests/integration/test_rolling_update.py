@@ -250,6 +250,38 @@ def test_slow_release_is_rolled_back_by_the_default_gate(converged_lab, apis, tm
     assert "--threads 1 " in command, command
 
 
+def test_one_model_is_updated_and_the_other_left_alone(converged_lab, apis, tmp_path):
+    """Issue 17: `rolling_update_models: [gemma]` under load on both models through both LBs: only the
+    nodes of the lab's second model (model-a2, model-b2) get the new context size, zone by zone (zone-c
+    has none of them); the first model's replicas keep their processes and release; 0 failed requests for
+    either model, never two zones out. (The next test takes the rest of the fleet to the same release.)"""
+    lab = converged_lab
+    gemma = [n for n in NODES if lab.server_of(n) == "gemma"]
+    others = [n for n in NODES if n not in gemma]
+    assert set(slot_contexts(lab).values()) == {LAB_CTX // PARALLEL}
+    pids = replica_pids(lab, others)
+    only_gemma = json.dumps({"rolling_update_models": ["gemma"], "rolling_update_soak_seconds": 3})
+    with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=600, pace=1.0) as load:
+        proc, result = rolling_update(lab, release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=NEW_CTX),
+                                      tmp_path / "result.json", "-e", only_gemma)
+    failed = load.failed()
+    by_model = {m: sum(1 for r in load.results if r[4] == m) for m in {r[4] for r in load.results}}
+    report("one-model", {"requests": by_model, "failed": len(failed), "failures": failed[:20],
+                         "most_zones_out_at_once": sampler.most_zones_out(), "result": result})
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert [(z["zone"], z["hosts"], z["status"]) for z in result["zones"]] == [
+        ("zone-a", ["model-a2"], "updated"), ("zone-b", ["model-b2"], "updated")]
+    contexts = slot_contexts(lab)
+    assert {k: v for k, v in contexts.items() if k.rsplit("-r", 1)[0] in gemma} == {
+        f"{n}-r{i}": NEW_CTX // PARALLEL for n in gemma for i in (0, 1)}
+    assert {k: v for k, v in contexts.items() if k.rsplit("-r", 1)[0] in others} == {
+        f"{n}-r{i}": LAB_CTX // PARALLEL for n in others for i in (0, 1)}
+    assert replica_pids(lab, others) == pids
+    assert min(by_model.values()) > 10 and len(by_model) == 2, by_model
+    assert failed == []
+    assert sampler.most_zones_out() == 1
+
+
 def start_update(lab, inventory, result_file, *extra):
     """ansible-playbook in its own process group, as a terminal runs it (Ctrl-C reaches the group)."""
     cmd = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/rolling_update.yml",
@@ -343,45 +375,6 @@ def test_rerun_after_success_skips_every_zone(converged_lab, tmp_path):
         ("zone-a", "skipped"), ("zone-b", "skipped"), ("zone-c", "skipped")]
     assert {n: s["status"] for n, s in haproxy_stat(lab).items()} == {n: "UP" for n in before}
     assert set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL}
-
-
-def test_one_model_is_updated_and_the_other_left_alone(converged_lab, apis, tmp_path):
-    """Issue 17: `rolling_update_models: [gemma]` under load on both models through both LBs: only the
-    nodes of the lab's second model (model-a2, model-b2) get the new release, zone by zone (zone-c has
-    none of it); the first model's replicas keep their processes and release; 0 failed requests for
-    either model, never two zones out. Then gemma goes back to the fleet's release the same way."""
-    lab = converged_lab
-    gemma = [n for n in NODES if lab.server_of(n) == "gemma"]
-    others = [n for n in NODES if n not in gemma]
-    [now] = set(slot_contexts(lab).values())
-    fleet_ctx = now * PARALLEL
-    target = LAB_CTX if fleet_ctx == NEW_CTX else NEW_CTX
-    pids = replica_pids(lab, others)
-    only_gemma = json.dumps({"rolling_update_models": ["gemma"], "rolling_update_soak_seconds": 3})
-    with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:
-        proc, result = rolling_update(lab, release_inventory(lab, tmp_path / "one", model_server_llamacpp_ctx_size=target),
-                                      tmp_path / "one.json", "-e", only_gemma)
-        contexts = slot_contexts(lab)
-        back, result_back = rolling_update(lab, release_inventory(lab, tmp_path / "back", model_server_llamacpp_ctx_size=fleet_ctx),
-                                           tmp_path / "back.json", "-e", only_gemma)
-    failed = load.failed()
-    by_model = {m: sum(1 for r in load.results if r[4] == m) for m in {r[4] for r in load.results}}
-    report("one-model", {"requests": by_model, "failed": len(failed), "failures": failed[:20],
-                         "most_zones_out_at_once": sampler.most_zones_out(), "result": result, "back": result_back})
-    assert proc.returncode == 0, proc.stdout[-6000:]
-    assert [(z["zone"], z["hosts"], z["status"]) for z in result["zones"]] == [
-        ("zone-a", ["model-a2"], "updated"), ("zone-b", ["model-b2"], "updated")]
-    assert {k: v for k, v in contexts.items() if k.rsplit("-r", 1)[0] in gemma} == {
-        f"{n}-r{i}": target // PARALLEL for n in gemma for i in (0, 1)}
-    assert {k: v for k, v in contexts.items() if k.rsplit("-r", 1)[0] in others} == {
-        f"{n}-r{i}": now for n in others for i in (0, 1)}
-    assert replica_pids(lab, others) == pids
-    assert back.returncode == 0, back.stdout[-6000:]
-    assert [z["status"] for z in result_back["zones"]] == ["updated", "updated"]
-    assert set(slot_contexts(lab).values()) == {now}
-    assert min(by_model.values()) > 20 and len(by_model) == 2, by_model
-    assert failed == []
-    assert sampler.most_zones_out() == 1
 
 
 def image_release_inventory(lab, tmp_path, build):
