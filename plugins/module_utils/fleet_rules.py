@@ -24,6 +24,8 @@ COLLECTOR_PATTERN = re.compile(r"^[a-z][a-z0-9_.]*$")
 DURATION_PATTERN = re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$")
 HOST_PORT_PATTERN = re.compile(r"^[^\s:/]+:[0-9]+$")
 CLIENT_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# A header the load balancers hash for session affinity (HAProxy req.hdr(), an njs variable's value).
+HEADER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 API_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{24,}$")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
@@ -315,6 +317,9 @@ def load_balancer_rules(v):
             yield "%s: %s is not a port (1-65535)" % (name, _d(port))
     for name in ("load_balancer_client_networks", "load_balancer_stats_networks"):
         yield from _list_rules(v, name, validation.cidr_problem)
+    if not HEADER_NAME_PATTERN.match(str(v.get("load_balancer_affinity_header", ""))):
+        yield ("load_balancer_affinity_header: %s is not an HTTP header name (letters, digits and -, up to 64)"
+               % _d(v.get("load_balancer_affinity_header")))
     keys = v.get("load_balancer_api_keys") or []
     if not keys:
         yield "load_balancer_api_keys: empty - no client could call the API (every request needs a key)"

@@ -69,6 +69,8 @@ RANGES = {
     "load_balancer_rate_limit": (1, None, False),
     "load_balancer_rate_limit_period": (1, None, False),
     "load_balancer_replica_maxconn": (1, None, False),
+    # HAProxy: a factor of 100 or less would bound nothing (every server at the average or less is full).
+    "load_balancer_affinity_balance_factor": (100, None, True),
     # HAProxy refuses a tune.bufsize of 2 GB or more; below 16 kB (its default) a chat request rarely fits.
     "load_balancer_request_buffer_kb": (16, 1048576, False),
     "load_balancer_replica_maxqueue": (0, None, False),

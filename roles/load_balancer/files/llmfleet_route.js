@@ -3,7 +3,9 @@
 // The routes themselves are in nginx.conf, where `nginx -t` checks them: map $llmfleet_model ->
 // $llmfleet_backend (every name and alias), $llmfleet_default_backend (the only model, or "" when
 // there are several), $llmfleet_scope (the upstreams an API key limited to some models may use, as
-// "|NAME|NAME|"; "" for every one) and $llmfleet_models (GET /v1/models).
+// "|NAME|NAME|"; "" for every one), $llmfleet_models (GET /v1/models) and the affinity settings
+// ($llmfleet_affinity_mode: none, session or prefix; $llmfleet_affinity_header); the key it sets,
+// $llmfleet_affinity, is what the upstreams hash.
 
 function fail(r, status, message, code, type) {
     r.headersOut['Content-Type'] = 'application/json';
@@ -17,6 +19,7 @@ function route(r) {
         return;
     }
     var model = null;
+    var first = '';
     if (r.method === 'POST') {
         var text;
         try {
@@ -33,6 +36,10 @@ function route(r) {
             var body = JSON.parse(text);
             if (body && typeof body.model === 'string') {
                 model = body.model;
+            }
+            if (body && Array.isArray(body.messages) && body.messages.length && body.messages[0]) {
+                var content = body.messages[0].content;
+                first = typeof content === 'string' ? content : JSON.stringify(content || '');
             }
         } catch (e) {
             model = null;  // not JSON: no model named, as for HAProxy
@@ -56,6 +63,12 @@ function route(r) {
     if (scope && scope.indexOf('|' + backend + '|') < 0) {
         fail(r, 403, 'this API key may not use this model', 'model_not_allowed', 'permission_error');
         return;
+    }
+    var mode = r.variables.llmfleet_affinity_mode;
+    if (mode === 'session') {
+        r.variables.llmfleet_affinity = r.headersIn[r.variables.llmfleet_affinity_header] || '';
+    } else if (mode === 'prefix') {
+        r.variables.llmfleet_affinity = first;
     }
     r.variables.llmfleet_upstream = backend;
     r.internalRedirect('@llmfleet_upstream');

@@ -368,3 +368,14 @@ def test_a_rolling_update_of_a_model_the_fleet_does_not_serve_is_refused():
     assert problems_of(fleet(**{"gpu-a1": {"rolling_update_models": ["m"]}})) == []
     found = problems_of(fleet(**{"gpu-a1": {"rolling_update_models": ["gpt-9"]}}))
     assert found == ["gpu-a1: rolling_update_models: gpt-9 is not a model of the fleet (models: llm, m)"], found
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"load_balancer_affinity": "cookie"}, "lb1: load_balancer_affinity: value of load_balancer_affinity must be one of"),
+    ({"load_balancer_affinity_header": "X Session"}, "lb1: load_balancer_affinity_header: 'X Session' is not an HTTP header name"),
+    ({"load_balancer_affinity_balance_factor": 100}, "lb1: load_balancer_affinity_balance_factor: 100 is out of range"),
+])
+def test_bad_affinity_settings_are_refused(changes, expected):
+    found = problems_of(fleet(lb1=changes))
+    assert any(p.startswith(expected) for p in found), found
+    assert problems_of(fleet(lb1={"load_balancer_affinity": "prefix"})) == []
