@@ -92,13 +92,13 @@ def engine_counters(hosts):
 
 
 def system_prompt(rng):
-    return "You are the assistant of a team. " + " ".join(rng.choice(WORDS) for _ in range(220)) + \
+    return "You are the assistant of a team. " + " ".join(rng.choice(WORDS) for _word in range(220)) + \
         ". Answer in one short sentence."
 
 
 def run(lbs, prompts, requests, seed):
     rng = random.Random(seed)
-    systems = [system_prompt(rng) for _ in range(prompts)]
+    systems = [system_prompt(rng) for _prompt in range(prompts)]
     # Each prompt once first (a cold cache everywhere), then at random; chosen here, not in the threads.
     plan = [(i if i < prompts else rng.randrange(prompts), rng.choice(WORDS)) for i in range(requests)]
     ctx = ssl.create_default_context()

@@ -18,7 +18,8 @@ description:
   - Fails when taking any one zone out would leave fewer replicas in service than the larger of
     I(min_replicas) and I(min_fraction) of all replicas.
   - The same file holds C(rolling_update_select_models) (the members of the models a run updates, by name,
-    alias or model_server_name; empty - every model; an unknown name fails), C(rolling_update_lb_list) (the LBs with engine and socket from the fleet plan C(llmfleet_fleet), once per run),
+    alias or model_server_name; empty - every model; an unknown name fails), C(rolling_update_lb_list) (the LBs
+    with engine and socket from the fleet plan C(llmfleet_fleet), once per run),
     C(rolling_update_left_alone) (servers a restore left as someone else set them),
     C(rolling_update_lb_views) (lb_member results registered over the load balancers -> one view per LB with its
     servers, owned drains and error, unreachable included), C(rolling_update_lb_problem),

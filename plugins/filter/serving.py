@@ -28,7 +28,7 @@ description:
     C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests),
     C(llmfleet_lb_backends) (the members grouped into one backend per model, with its names and aliases;
     conflicting models fail), C(llmfleet_models_document) (the backends' models as GET /v1/models answers them) and
-    C(llmfleet_key_scopes) (API keys limited to some models, as {client: [backend]}; an unknown model fails).
+    C(llmfleet_key_scopes) (API keys limited to some models, as a mapping of client to backends; an unknown model fails).
 options:
   _input:
     description: Replica count.

@@ -306,7 +306,8 @@ def engine_command(engine, model_path, model_name, port, host="0.0.0.0", gpus=()
     listen_port = spec["container_port"] if runtime == "docker" else port
     if engine == "vllm":
         cmd = ([] if runtime == "docker" else [python, "-m", "vllm.entrypoints.openai.api_server"]) + [
-            "--model", model_path, "--served-model-name", model_name] + [str(a) for a in aliases] + ["--host", host, "--port", str(listen_port),
+            "--model", model_path, "--served-model-name", model_name] + [str(a) for a in aliases] + [
+            "--host", host, "--port", str(listen_port),
             # In-flight requests get time to finish on SIGTERM (default 0 aborts them).
             "--shutdown-timeout", str(spec["stop_timeout"] - 10)]
         if gpus and len(gpus) > 1:
