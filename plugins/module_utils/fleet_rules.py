@@ -299,12 +299,10 @@ def _api_key_problem(index, entry):
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 1:
         return "%s: rate_limit: a number >= 1 needed" % where
     models = entry.get("models") or []
-    if isinstance(models, str) or not isinstance(models, list):
+    if not isinstance(models, list):
         return "%s: models: a list of model names needed" % where
-    for model in models:
-        if serving.model_id_problem(model):
-            return "%s: models: %s" % (where, serving.model_id_problem(model))
-    return ""
+    problems = [serving.model_id_problem(model) for model in models]
+    return next(("%s: models: %s" % (where, p) for p in problems if p), "")
 
 
 def load_balancer_rules(v):

@@ -324,7 +324,6 @@ def key_scope_problems(hosts, models):
     """API keys limited to a model the fleet does not serve, and a rolling update of a model it does not
     serve (models: model_conflicts' entries)."""
     backends = [{"name": backend, "ids": [model] + list(aliases)} for _host, backend, model, aliases in models]
-    members = [{"backend": backend, "model": model, "aliases": list(aliases)} for _host, backend, model, aliases in models]
     problems = []
     wanted_seen = set()
     for host in hosts if models else ():
@@ -339,7 +338,7 @@ def key_scope_problems(hosts, models):
         if wanted and isinstance(wanted, list) and repr(wanted) not in wanted_seen:
             wanted_seen.add(repr(wanted))
             try:
-                rolling_update_utils.select_models(members, wanted)
+                serving.model_backends(backends, wanted, "rolling_update_models", by_backend_name=True, listing="models")
             except ValueError as exc:
                 problems.append("%s: %s" % (host["name"], exc))
     return problems

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import math
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import zones
+from ansible_collections.llmfleet.cluster.plugins.module_utils import serving, zones
 
 
 def required_healthy(total, min_replicas, min_fraction):
@@ -31,17 +31,9 @@ def select_models(members, wanted):
     model). Raises ValueError naming what no model is called."""
     if not wanted:
         return list(members)
-    names = {}
-    for member in members:
-        for name in [member.get("backend", ""), member.get("model", "")] + list(member.get("aliases") or []):
-            names.setdefault(name, member.get("backend", ""))
-    unknown = [w for w in wanted if w not in names]
-    if unknown:
-        raise ValueError("rolling_update_models: %s %s not a model of the fleet (models: %s)"
-                         % (", ".join(map(str, unknown)), "is" if len(unknown) == 1 else "are",
-                            ", ".join(sorted(n for n in names if n))))
-    chosen = set(names[w] for w in wanted)
-    return [m for m in members if m.get("backend", "") in chosen]
+    chosen = serving.model_backends(serving.lb_backends(members), wanted, "rolling_update_models",
+                                    by_backend_name=True, listing="models")
+    return [m for m in members if m["backend"] in chosen]
 
 
 def capacity_shortfalls(replicas, min_replicas, min_fraction):

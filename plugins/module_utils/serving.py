@@ -254,7 +254,7 @@ def lb_backends(members):
         if backend is None:
             backend = backends[member["backend"]] = {
                 "name": member["backend"], "model": member["model"], "aliases": list(member["aliases"]),
-                "ids": [member["model"]] + list(member["aliases"]), "health_path": member["health_path"],
+                "ids": [member["model"]] + list(member["aliases"]), "health_path": member.get("health_path"),
                 "members": []}
         if not backend["members"] or backend["members"][-1]["host"] != member["host"]:
             entries.append((member["host"], member["backend"], member["model"], member["aliases"]))
@@ -265,23 +265,29 @@ def lb_backends(members):
     return list(backends.values())
 
 
+def model_backends(backends, names, where, by_backend_name=False, listing="known"):
+    """The backends names mean: sorted, without repeats. names: model names or aliases (with
+    by_backend_name, model_server_names too); backends: [{"name", "ids"}] (lb_backends). Raises ValueError
+    "WHERE: x is not a model of the fleet (LISTING: every name)" for a name no model has."""
+    backend_of = dict((name, backend["name"]) for backend in backends for name in backend["ids"])
+    if by_backend_name:
+        for backend in backends:
+            backend_of.setdefault(backend["name"], backend["name"])
+    unknown = [n for n in names if n not in backend_of]
+    if unknown:
+        raise ValueError("%s: %s %s not a model of the fleet (%s: %s)"
+                         % (where, ", ".join(map(str, unknown)), "is" if len(unknown) == 1 else "are", listing,
+                            ", ".join(sorted(n for n in backend_of if n))))
+    return sorted(set(backend_of[n] for n in names))
+
+
 def key_scopes(api_keys, backends):
     """{client: [backend, ...]} of the API keys limited to some models (entries with "models": names or
     aliases of the fleet's models); a client without "models" may use every model and is not listed.
     Raises ValueError naming the client and the unknown model."""
-    backend_of = dict((name, backend["name"]) for backend in backends for name in backend["ids"])
-    scopes = {}
-    for entry in api_keys or []:
-        models = entry.get("models")
-        if not models:
-            continue
-        unknown = [m for m in models if m not in backend_of]
-        if unknown:
-            raise ValueError("load_balancer_api_keys (%s): models: %s %s not a model of the fleet (known: %s)"
-                             % (entry.get("client"), ", ".join(map(str, unknown)), "is" if len(unknown) == 1 else "are",
-                                ", ".join(sorted(backend_of))))
-        scopes[entry["client"]] = sorted(set(backend_of[m] for m in models))
-    return scopes
+    return dict((entry["client"], model_backends(backends, entry["models"],
+                                                 "load_balancer_api_keys (%s): models" % entry.get("client")))
+                for entry in api_keys or [] if entry.get("models"))
 
 
 def models_document(backends):
