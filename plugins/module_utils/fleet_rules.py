@@ -288,7 +288,7 @@ def model_server_rules(v):
 def _api_key_problem(index, entry):
     where = "load_balancer_api_keys[%d]" % index
     if not isinstance(entry, dict):
-        return "%s: give a mapping with client, key and optional rate_limit and models" % where
+        return "%s: give a mapping with client, key and optional rate_limit, models and tokens_per_minute" % where
     if not CLIENT_PATTERN.match(str(entry.get("client", ""))):
         return "%s: client: letters, digits, ._- (up to 64) needed" % where
     where = "%s (%s)" % (where, entry["client"])
@@ -298,6 +298,9 @@ def _api_key_problem(index, entry):
     rate = number(1 if entry.get("rate_limit") is None else entry["rate_limit"])
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 1:
         return "%s: rate_limit: a number >= 1 needed" % where
+    tokens = number(1 if entry.get("tokens_per_minute") is None else entry["tokens_per_minute"])
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        return "%s: tokens_per_minute: a whole number >= 1 needed (or leave it out: no token budget)" % where
     models = entry.get("models") or []
     if not isinstance(models, list):
         return "%s: models: a list of model names needed" % where

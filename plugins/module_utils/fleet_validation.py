@@ -68,6 +68,7 @@ RANGES = {
     "docker_log_max_file": (1, None, False),
     "load_balancer_rate_limit": (1, None, False),
     "load_balancer_rate_limit_period": (1, None, False),
+    "load_balancer_token_budget_default_max_tokens": (1, None, False),
     "load_balancer_replica_maxconn": (1, None, False),
     # HAProxy: a factor of 100 or less would bound nothing (every server at the average or less is full).
     "load_balancer_affinity_balance_factor": (100, None, True),

@@ -5,8 +5,9 @@ model-b2; weights copied over NFS from nfs-ganesha, lb1 HAProxy and lb2 nginx (n
 
 Verified for real here: completions through both LBs (TLS checked against each LB's own certificate),
 each routed by its "model" (name or alias) to that model's replicas, /v1/models, 404/400 for an
-unknown/missing model, spread over zones (native and container replicas), 401/429/301, HAProxy's
-active checks under a killed replica, the weights' bytes, what each replica container is (docker inspect).
+unknown/missing model, spread over zones (native and container replicas), 401/429/301, token budgets
+per key (429 with Retry-After, admitted again after it), HAProxy's active checks under a killed
+replica, the weights' bytes, what each replica container is (docker inspect).
 Only rendered: the NFS kernel mount (no kernel NFS); GPU device requests (no GPU).
 """
 
@@ -14,9 +15,10 @@ import json
 import ssl
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from lbclient import KEYS, MODEL_FILES, MODELS, REPO, SERVED, Api, Load, haproxy_stat
+from lbclient import KEYS, LAB_VARS, MODEL_FILES, MODELS, REPO, SERVED, Api, Load, haproxy_stat
 
 pytestmark = pytest.mark.lab
 
@@ -51,7 +53,8 @@ def test_chat_completion_through_each_lb(apis, converged_lab):
 def test_each_model_is_answered_by_its_own_replicas(apis, converged_lab, lb):
     """Two models behind one endpoint: a request goes to the replicas of the model it names (name or
     alias), seen in the answer and in the LB's access log (which replica served it); /v1/models is the
-    LB's own answer; an unknown model is 404 and a missing one 400, as OpenAI-style errors."""
+    LB's own answer (for a key limited to one model: that model); an unknown model is 404 and a missing
+    one 400, as OpenAI-style errors."""
     lab, api = converged_lab, apis[lb]
     nodes_of = {}
     for node in (n for n in lab.hosts if n.startswith("model-")):
@@ -88,6 +91,9 @@ def test_each_model_is_answered_by_its_own_replicas(apis, converged_lab, lb):
     assert status == 200, body
     status, _headers, body = api.chat("Hi", model=MODELS[0], key=KEYS["lab-gemma-only"])
     assert status == 403 and json.loads(body)["error"]["code"] == "model_not_allowed", body
+    # and its /v1/models lists only what it may use.
+    status, _headers, body = api.request("/v1/models", key=KEYS["lab-gemma-only"])
+    assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == [MODELS[1], *SERVED["gemma"]["model_server_model_aliases"]]
 
 
 def test_every_replica_is_a_healthy_haproxy_server(converged_lab):
@@ -147,6 +153,43 @@ def test_keys_limits_and_tls_are_enforced(apis, lb):
     codes = [api.request("/v1/models", key=KEYS["lab-limited"])[0] for _request in range(12)]
     assert codes[0] == 200 and set(codes) == {200, 429} and codes.count(200) <= 6, codes
     assert codes[codes.index(429):] == [429] * (12 - codes.index(429)), codes
+
+
+def _spend_the_token_budget(lab, api, lb):
+    """lab-budget: 300 tokens per minute, refilled continuously. Each request reserves its body bytes / 4
+    plus its max_tokens; a request that does not fit gets 429 and fits after Retry-After."""
+    key = KEYS["lab-budget"]
+    budget = next(k for k in LAB_VARS["load_balancer_api_keys"] if k["client"] == "lab-budget")["tokens_per_minute"]
+    body = {"model": MODELS[0], "max_tokens": 64, "messages": [{"role": "user", "content": "Say hi."}]}
+    cost = -(-len(json.dumps(body)) // 4) + 64
+    # More than a whole minute's budget: refused at once, and no wait would help.
+    status, headers, answer = api.request("/v1/chat/completions", dict(body, max_tokens=budget), key=key)
+    assert status == 429 and json.loads(answer)["error"]["code"] == "request_over_token_budget", (lb, answer)
+    assert "retry-after" not in {k.lower() for k in headers}
+    admitted = []
+    for _request in range(budget // cost + 1):
+        status, headers, answer = api.request("/v1/chat/completions", body, key=key)
+        if status != 200:
+            break
+        admitted.append({k.lower(): v for k, v in headers.items()}["x-request-id"])
+    # Never more than the budget (fewer when an earlier run in this lab spent some of it).
+    assert status == 429 and len(admitted) <= budget // cost, (lb, status, admitted, answer)
+    assert json.loads(answer)["error"]["code"] == "token_budget_exceeded", answer
+    wait = int({k.lower(): v for k, v in headers.items()}["retry-after"])
+    assert 1 <= wait <= 60, wait
+    time.sleep(wait)
+    status, headers, answer = api.request("/v1/chat/completions", body, key=key)
+    assert status == 200, (lb, wait, answer)
+    admitted.append({k.lower(): v for k, v in headers.items()}["x-request-id"])
+    log = lab.ssh(lb, "sudo -n tail -n 100 /var/log/llmfleet/lb-access.json").stdout.splitlines()
+    reserved = {r["request_id"]: r["tokens_reserved"] for r in map(json.loads, log) if r["request_id"] in admitted}
+    assert reserved == {request_id: str(cost) for request_id in admitted}, reserved
+
+
+def test_a_key_over_its_token_budget_gets_429_until_retry_after(apis, converged_lab):
+    # Both LBs at once (each counts its own requests): one wait for both.
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda lb: _spend_the_token_budget(converged_lab, apis[lb], lb), apis))
 
 
 def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):

@@ -3,7 +3,7 @@
 // The routes themselves are in nginx.conf, where `nginx -t` checks them: map $llmfleet_model ->
 // $llmfleet_backend (every name and alias), $llmfleet_default_backend (the only model, or "" when
 // there are several), $llmfleet_scope (the upstreams an API key limited to some models may use, as
-// "|NAME|NAME|"; "" for every one), $llmfleet_models (GET /v1/models) and the affinity settings
+// "|NAME|NAME|"; "" for every one), $llmfleet_models (GET /v1/models, for this key) and the affinity settings
 // ($llmfleet_affinity_mode: none, session or prefix; $llmfleet_affinity_header); the key it sets,
 // $llmfleet_affinity, is what the upstreams hash.
 
