@@ -561,13 +561,13 @@ def test_fault_matrix_interrupt_then_rerun(converged_lab, apis, tmp_path, step, 
         proc = start_update(lab, inventory, first, "-e", "rolling_update_soak_seconds=5")
         wait_for_step(first, "zone-a", (step,), proc)
         time.sleep(0.5)
-        interrupt(proc, sig)
+        first_tail = interrupt(proc, sig)[-3000:]
         interrupted = {z["zone"]: z for z in json.loads(first.read_text())["zones"]}
         left = {lb: sorted(ledger(lab, lb)) for lb in ("lb1", "lb2")}
         proc2, result = rolling_update(lab, inventory, second, "-e", "rolling_update_soak_seconds=3")
     failed = load.failed()
     report(f"fault-{step}-{sig.name}", {"requests": len(load.results), "failed": len(failed), "failures": failed[:20],
-                                        "first_result": interrupted, "ledgers_after_interrupt": left,
+                                        "first_result": interrupted, "first_tail": first_tail, "ledgers_after_interrupt": left,
                                         "most_zones_out_at_once": sampler.most_zones_out(), "result": result,
                                         "second_tail": proc2.stdout[-3000:]})
     assert interrupted["zone-a"].get("step") == step
