@@ -7,7 +7,8 @@ fleet_validate (plugins/action) resolves every host's role variables with the ro
 and checks them; this module turns what it resolved into what other roles need to know about hosts
 they do not configure: each host's address and zone, the roles that run there, and the endpoints of
 the services those roles run (node exporter's port; a load balancer's engine, stats port, runtime
-socket and access log; the operators' networks the firewall lets in). playbooks/validate.yml publishes it to every host as `llmfleet_fleet`.
+socket and access log; the operators' networks the firewall lets in; where the weights are).
+playbooks/validate.yml publishes it to every host as `llmfleet_fleet`.
 
 Why: a role that needs another role's endpoint used to restate that role's default (9100, 8404,
 "haproxy", the access log path) in its own code; a site that changed the port then got a Prometheus
@@ -27,6 +28,9 @@ ENDPOINTS = {
     "node_exporter": {"port": "node_exporter_port"},
     "load_balancer": {"engine": "load_balancer_engine", "stats_port": "load_balancer_stats_port",
                       "runtime_socket": "load_balancer_runtime_socket", "access_log": "load_balancer_access_log"},
+    # Where the weights are (os_hardening's audit rules watch them).
+    "model_weights": {"path": "model_weights_path"},
+    "model_store": {"path": "model_store_path"},
 }
 # The zone label of a host without a zone in metrics and logs. Not zones.NO_ZONE (""), the grouping
 # key every play sorts by: in Prometheus an empty label value is no label at all, and alerts group by zone.

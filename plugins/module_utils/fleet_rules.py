@@ -15,7 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import filebeat as filebeat_utils
-from ansible_collections.llmfleet.cluster.plugins.module_utils import monitoring, nvidia, serving, validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import monitoring, nvidia, os_hardening, serving, validation
 
 SIZE_PATTERN = re.compile(r"^[0-9]+[kmg]$")
 PACKAGE_VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.~+]+)?$")
@@ -93,6 +93,25 @@ def sysctl_hardening_rules(v):
     for key in sorted(v.get("sysctl_hardening_extra") or {}):
         if not SYSCTL_NAME_PATTERN.match(str(key)):
             yield "sysctl_hardening_extra: %s is not a kernel parameter name such as net.core.somaxconn" % key
+
+
+def os_hardening_rules(v):
+    problem = os_hardening.umask_problem(v.get("os_hardening_umask"))
+    if problem:
+        yield "os_hardening_umask: " + problem
+    mode = str(v.get("os_hardening_home_mode"))
+    if not re.match(r"^0?[0-7]{3}$", mode) or int(mode, 8) & 0o700 != 0o700:
+        yield "os_hardening_home_mode: %s is not an octal mode that leaves the owner rwx (such as 0750)" % _d(mode)
+    for problem in os_hardening.blocked_modules_problems(v.get("os_hardening_blocked_modules"),
+                                                         v.get("os_hardening_allowed_modules")):
+        yield "os_hardening_blocked_modules: " + problem
+    for name in ("os_hardening_suid_remove", "os_hardening_audit_watch_extra"):
+        yield from _list_rules(v, name, lambda path: "" if str(path).startswith("/") and " " not in str(path)
+                               else "%s is not an absolute path without spaces" % _d(path))
+    days = [number(v.get("os_hardening_password_" + k + "_days")) for k in ("min", "max", "warn")]
+    if all(isinstance(d, int) for d in days) and days[0] > days[1]:
+        yield ("os_hardening_password_min_days: %d is more than os_hardening_password_max_days %d: a password could "
+               "never be changed before it expires" % (days[0], days[1]))
 
 
 def _firewall_rule_problem(rule):
@@ -418,6 +437,7 @@ def rolling_update_rules(v):
 ROLE_RULES = {
     "base": base_rules,
     "sysctl_hardening": sysctl_hardening_rules,
+    "os_hardening": os_hardening_rules,
     "firewall": firewall_rules,
     "ssh_hardening": ssh_hardening_rules,
     "nvidia_driver": nvidia_driver_rules,

@@ -51,6 +51,11 @@ BAD = {
              ("load_balancer_api_keys[2] (team-c)", "key: the same key is given to team-b")]),
     "infra1": ({"rolling_update_min_healthy_fraction": 1.5, "prometheus_port": 22},
                [("prometheus_port", "port 22 is also ssh_hardening_port's")]),
+    # Issue 19: hardening that would break what the fleet runs.
+    "lb2": ({"os_hardening_blocked_modules": ["dccp", "overlay", "br_netfilter"], "os_hardening_umask": "0277"},
+            [("os_hardening_blocked_modules", "overlay is needed by the docker role"),
+             ("os_hardening_blocked_modules", "br_netfilter is needed by the docker role"),
+             ("os_hardening_umask", "takes the owner's own access to new files away")]),
 }
 
 

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""Whole-host hardening (role os_hardening): what its rules refuse and the lists its tasks act on.
+
+Kept out of the role's YAML so the rules are unit-tested and the tasks stay one call each.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import stat
+
+# Kernel modules a role of this collection needs, with the role and what for: blocking one breaks
+# that role on the hosts it runs on (module names compare with - and _ as one, as modprobe does).
+NEEDED_MODULES = (
+    ("overlay", "docker", "container storage (overlay2)"),
+    ("br_netfilter", "docker", "filtering of container traffic (bridge netfilter)"),
+    ("bridge", "docker", "container networks"),
+    ("veth", "docker", "container network interfaces"),
+    ("nf_conntrack", "firewall", "ufw's connection tracking"),
+    ("nf_nat", "docker", "published container ports"),
+    ("ip_tables", "firewall", "ufw's iptables"),
+    ("ip6_tables", "firewall", "ufw's ip6tables"),
+    ("iptable_filter", "firewall", "ufw's filter table"),
+    ("iptable_nat", "docker", "published container ports"),
+    ("x_tables", "firewall", "ufw's iptables"),
+    ("nfs", "model_weights", "weights on NFS"),
+    ("nfsv4", "model_weights", "weights on NFS"),
+    ("sunrpc", "model_weights", "weights on NFS"),
+    ("nvidia", "nvidia_driver", "the GPU driver"),
+    ("nvidia_uvm", "nvidia_driver", "CUDA's unified memory"),
+    ("nvidia_modeset", "nvidia_driver", "the GPU driver"),
+    ("nvidia_drm", "nvidia_driver", "the GPU driver"),
+    ("vfat", "base", "the EFI system partition, which a UEFI host mounts to boot"),
+)
+# Prefixes of module families that are needed as a whole (iptables matches and targets).
+NEEDED_PREFIXES = (("xt_", "firewall", "ufw's iptables matches"), ("nf_", "firewall", "netfilter"),
+                   ("nvidia", "nvidia_driver", "the GPU driver"))
+# What auditd watches for writes and attribute changes on every host (CIS 4.1.3: identity, logins,
+# privileges, sshd, PAM, cron, modules, kernel settings) and the collection's own configuration.
+AUDIT_WATCH = (
+    "/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/security/opasswd", "/etc/sudoers",
+    "/etc/sudoers.d", "/etc/ssh/sshd_config", "/etc/pam.d", "/etc/login.defs", "/etc/crontab", "/etc/cron.d",
+    "/etc/modprobe.d", "/etc/sysctl.d", "/etc/hosts", "/etc/llmfleet", "/etc/haproxy", "/etc/nginx",
+    "/etc/docker", "/etc/systemd/system", "/var/log/lastlog",
+)
+# Roles of the fleet plan whose "path" holds the weights (module_utils/fleet_plan.py ENDPOINTS).
+DATA_ROLES = ("model_store", "model_weights")
+MODULE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+UMASK_PATTERN = re.compile(r"^0?[0-7]{3}$")
+SETID_BITS = stat.S_ISUID | stat.S_ISGID
+# login.defs lines: an active setting "KEY value", a commented-out one "#KEY value".
+ACTIVE_KEY = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s")
+COMMENTED_KEY = re.compile(r"^#([A-Z][A-Z0-9_]*)\s")
+
+
+def module_key(name):
+    return str(name).replace("-", "_")
+
+
+def needed_module(name):
+    """(role, why) when a role of the collection needs module `name`, else None."""
+    key = module_key(name)
+    for module, role, why in NEEDED_MODULES:
+        if key == module:
+            return role, why
+    for prefix, role, why in NEEDED_PREFIXES:
+        if key.startswith(prefix):
+            return role, why
+    return None
+
+
+def blocked_modules_problems(blocked, allowed):
+    """One "what is wrong" per blocked module that is not a module name or that a role needs."""
+    allowed_keys = set(module_key(m) for m in allowed or [])
+    problems = []
+    for name in blocked or []:
+        if not isinstance(name, str) or not MODULE_PATTERN.match(name):
+            problems.append("%r is not a kernel module name" % (name,))
+            continue
+        if module_key(name) in allowed_keys:
+            continue
+        need = needed_module(name)
+        if need:
+            problems.append("%s is needed by the %s role (%s): blocking it breaks that role on every host it runs on; "
+                            "take it off the list" % (name, need[0], need[1]))
+    return problems
+
+
+def umask_problem(value):
+    """'' or why `value` (text such as "027") cannot be the login umask.
+
+    The owner's digit must be 0: a umask that takes the owner's own access away leaves accounts
+    and the services they start unable to use the files they create. Others' write bit must be
+    set: a umask that lets every account write new files is weaker than Debian's own 022."""
+    text = str(value)
+    if not UMASK_PATTERN.match(text):
+        return "%r is not an octal umask such as 027 (quote it: YAML reads 027 as the number 27)" % (value,)
+    mask = int(text, 8)
+    if mask & 0o700:
+        return ("%s takes the owner's own access to new files away (the owner digit must be 0): accounts and the "
+                "services they start could not use what they create" % text)
+    if not mask & 0o002:
+        return "%s lets every account write new files: weaker than Debian's own 022" % text
+    return ""
+
+
+def login_homes(passwd, mode):
+    """Home directories to close, with their mode: [{"path", "mode"}] sorted by account name.
+
+    passwd: getent's {name: [password, uid, gid, gecos, home, shell]}. Root's home (0700), and those of
+    accounts with a login shell whose home is directly under /home (`mode`); service accounts' homes
+    (/var/lib/x) are their packages' to set."""
+    homes = []
+    for name, fields in sorted((passwd or {}).items()):
+        if len(fields) < 6:
+            continue
+        home, shell = fields[4], fields[5]
+        if not shell or shell.endswith(("/nologin", "/false")):
+            continue
+        if name == "root":
+            homes.append({"path": home, "mode": "0700"})
+        elif home.startswith("/home/") and home.count("/") == 2:
+            homes.append({"path": home, "mode": str(mode)})
+    return homes
+
+
+def setid_files(lines):
+    """Programs that still carry a set-user/group-ID bit, with the mode they get without it:
+    [{"path", "owner", "group", "mode"}] from `stat -c '%n %U %G %a'` lines."""
+    found = []
+    for line in lines or []:
+        parts = str(line).split()
+        if len(parts) != 4 or not re.match(r"^[0-7]{3,4}$", parts[3]):
+            raise ValueError("%r is not a line of stat -c '%%n %%U %%G %%a'" % (line,))
+        mode = int(parts[3], 8)
+        if mode & SETID_BITS:
+            found.append({"path": parts[0], "owner": parts[1], "group": parts[2],
+                          "mode": "%04o" % (mode & ~SETID_BITS & 0o7777)})
+    return found
+
+
+def mode_changes(wanted, lines):
+    """The entries of wanted ([{"path", "mode"}]) whose path exists with another mode, from
+    `stat -c '%n %a'` lines of the paths that exist. The last entry for a path wins."""
+    current = {}
+    for line in lines or []:
+        path, _sep, mode = str(line).rpartition(" ")
+        current[path] = int(mode, 8)
+    changes = {}
+    for entry in wanted or []:
+        if entry["path"] in current and current[entry["path"]] != int(str(entry["mode"]), 8):
+            changes[entry["path"]] = entry
+    return list(changes.values())
+
+
+def config_keys(text, settings):
+    """`text` (a KEY VALUE file such as login.defs) with each key of `settings` set: its first active
+    line replaced and any later active line of it dropped; a key with no active line replaces its
+    first commented-out setting ("#KEY value", as Debian ships them; prose such as "# KEY is ..." is
+    left alone), or is added at the end."""
+    lines = text.splitlines()
+    active = set(m.group(1) for m in (ACTIVE_KEY.match(line) for line in lines) if m)
+    done, out = set(), []
+    for line in lines:
+        match = ACTIVE_KEY.match(line)
+        commented = COMMENTED_KEY.match(line) if not match else None
+        key = (match or commented).group(1) if (match or commented) else None
+        if key in settings and key not in done and (match or key not in active):
+            out.append("%s\t%s" % (key, settings[key]))
+            done.add(key)
+            continue
+        if match and key in settings:
+            continue
+        out.append(line)
+    out.extend("%s\t%s" % (key, value) for key, value in settings.items() if key not in done)
+    return "\n".join(out) + "\n"
+
+
+def audit_watch(fleet, host, extra=()):
+    """Paths auditd watches on `host`: AUDIT_WATCH, the weights the fleet plan says the host keeps
+    (model store, staged weights), then `extra`; without repeats, in that order. fleet: llmfleet_fleet,
+    or None when the run made no plan (the role run alone)."""
+    entry = ((fleet or {}).get("hosts") or {}).get(host) or {}
+    paths = list(AUDIT_WATCH)
+    for role in DATA_ROLES:
+        path = (entry.get(role) or {}).get("path")
+        if path:
+            paths.append(str(path))
+    paths.extend(str(p) for p in extra or ())
+    seen = set()
+    return [p for p in paths if not (p in seen or seen.add(p))]

@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+"""The os_hardening role's rules and lists (module_utils/os_hardening.py)."""
+
+import pytest
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_rules, os_hardening
+
+
+@pytest.mark.parametrize("name, role", [
+    ("overlay", "docker"), ("br-netfilter", "docker"), ("nvidia-uvm", "nvidia_driver"), ("nvidia_peermem", "nvidia_driver"),
+    ("xt_conntrack", "firewall"), ("nf_tables", "firewall"), ("nfsv4", "model_weights"), ("vfat", "base"),
+])
+def test_a_module_a_role_needs_is_refused_with_the_role_named(name, role):
+    problems = os_hardening.blocked_modules_problems(["dccp", name], [])
+    assert len(problems) == 1
+    assert problems[0].startswith("%s is needed by the %s role" % (name, role))
+
+
+def test_the_default_list_blocks_nothing_a_role_needs():
+    import yaml
+    from pathlib import Path
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[4] / "roles/os_hardening/defaults/main.yml").read_text())
+    assert os_hardening.blocked_modules_problems(defaults["os_hardening_blocked_modules"], []) == []
+    assert list(fleet_rules.os_hardening_rules(defaults)) == []
+
+
+def test_an_allowed_module_is_not_checked_and_a_bad_name_is_named():
+    assert os_hardening.blocked_modules_problems(["overlay"], ["overlay"]) == []
+    assert os_hardening.blocked_modules_problems(["usb storage"], []) == ["'usb storage' is not a kernel module name"]
+
+
+@pytest.mark.parametrize("umask, problem", [
+    ("027", ""), ("0027", ""), ("077", ""), ("022", ""),
+    ("0277", "takes the owner's own access"), ("700", "takes the owner's own access"),
+    ("020", "lets every account write new files"), ("000", "lets every account write new files"),
+    (27, "is not an octal umask"), ("0o27", "is not an octal umask"), ("028", "is not an octal umask"),
+])
+def test_umask_rule(umask, problem):
+    found = os_hardening.umask_problem(umask)
+    assert (problem in found) if problem else found == ""
+
+
+def test_role_rules_name_each_variable():
+    values = {"os_hardening_umask": "0277", "os_hardening_home_mode": "0640", "os_hardening_blocked_modules": ["overlay"],
+              "os_hardening_allowed_modules": [], "os_hardening_suid_remove": ["usr/bin/chfn"],
+              "os_hardening_audit_watch_extra": ["/srv/models"], "os_hardening_password_min_days": 30,
+              "os_hardening_password_max_days": 7, "os_hardening_password_warn_days": 7}
+    problems = list(fleet_rules.os_hardening_rules(values))
+    assert [p.split(":")[0] for p in problems] == [
+        "os_hardening_umask", "os_hardening_home_mode", "os_hardening_blocked_modules", "os_hardening_suid_remove[0]",
+        "os_hardening_password_min_days"]
+
+
+def test_login_homes_are_root_and_accounts_with_a_shell_under_home():
+    passwd = {
+        "root": ["x", "0", "0", "root", "/root", "/bin/bash"],
+        "admin": ["x", "1000", "1000", "", "/home/admin", "/bin/bash"],
+        "llmfleet-model": ["x", "998", "998", "", "/var/lib/llmfleet-model", "/bin/bash"],
+        "daemon": ["x", "1", "1", "", "/usr/sbin", "/usr/sbin/nologin"],
+        "nobody-home": ["x", "1001", "1001", "", "/home/a/b", "/bin/sh"],
+        "locked": ["x", "1002", "1002", "", "/home/locked", "/bin/false"],
+    }
+    assert os_hardening.login_homes(passwd, "0750") == [
+        {"path": "/home/admin", "mode": "0750"}, {"path": "/root", "mode": "0700"}]
+
+
+def test_setid_files_keep_the_rest_of_the_mode():
+    found = os_hardening.setid_files(["/usr/bin/wall root tty 2755", "/usr/bin/chfn root root 4755",
+                                      "/usr/bin/done root root 755"])
+    assert found == [{"path": "/usr/bin/wall", "owner": "root", "group": "tty", "mode": "0755"},
+                     {"path": "/usr/bin/chfn", "owner": "root", "group": "root", "mode": "0755"}]
+    with pytest.raises(ValueError):
+        os_hardening.setid_files(["/usr/bin/x root 4755"])
+
+
+def test_mode_changes_are_only_the_existing_paths_with_another_mode():
+    wanted = [{"path": "/etc/crontab", "mode": "0600"}, {"path": "/etc/cron.d", "mode": "0700"},
+              {"path": "/home/admin", "mode": "0750"}, {"path": "/root", "mode": "0700"}]
+    lines = ["/etc/crontab 644", "/etc/cron.d 700", "/home/admin 755"]
+    assert os_hardening.mode_changes(wanted, lines) == [
+        {"path": "/etc/crontab", "mode": "0600"}, {"path": "/home/admin", "mode": "0750"}]
+    assert os_hardening.mode_changes(wanted, ["/etc/crontab 600", "/home/admin 750"]) == []
+
+
+LOGIN_DEFS = """# UMASK is the default umask value for pam_umask and is used by
+UMASK\t\t022
+# HOME_MODE is used by useradd(8)
+#HOME_MODE\t0700
+PASS_MAX_DAYS\t99999
+ENCRYPT_METHOD SHA512
+#SHA_CRYPT_MIN_ROUNDS 5000
+PASS_MAX_DAYS\t30
+"""
+
+
+def test_config_keys_replace_in_place_keep_prose_and_add_the_rest():
+    settings = {"UMASK": "027", "HOME_MODE": "0750", "PASS_MAX_DAYS": "365", "SHA_CRYPT_MIN_ROUNDS": "65536",
+                "PASS_MIN_DAYS": "1"}
+    text = os_hardening.config_keys(LOGIN_DEFS, settings)
+    assert text == """# UMASK is the default umask value for pam_umask and is used by
+UMASK\t027
+# HOME_MODE is used by useradd(8)
+HOME_MODE\t0750
+PASS_MAX_DAYS\t365
+ENCRYPT_METHOD SHA512
+SHA_CRYPT_MIN_ROUNDS\t65536
+PASS_MIN_DAYS\t1
+"""
+    # A second pass changes nothing: the file is written once.
+    assert os_hardening.config_keys(text, settings) == text
+
+
+def test_audit_watch_adds_the_hosts_weights_from_the_plan_and_the_extra_paths():
+    fleet = {"hosts": {"infra1": {"model_store": {"path": "/srv/models"}},
+                       "model-a1": {"model_weights": {"path": "/data/weights"}}, "lb1": {}}}
+    watched = os_hardening.audit_watch(fleet, "model-a1", ["/opt/extra", "/etc/passwd"])
+    assert watched[:len(os_hardening.AUDIT_WATCH)] == list(os_hardening.AUDIT_WATCH)
+    assert watched[len(os_hardening.AUDIT_WATCH):] == ["/data/weights", "/opt/extra"]
+    assert os_hardening.audit_watch(fleet, "infra1")[-1] == "/srv/models"
+    assert os_hardening.audit_watch(fleet, "lb1") == list(os_hardening.AUDIT_WATCH)
+    assert os_hardening.audit_watch(None, "lb1") == list(os_hardening.AUDIT_WATCH)
