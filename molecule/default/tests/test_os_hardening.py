@@ -83,3 +83,9 @@ def test_unattended_upgrades_off_on_model_nodes_only(host):
     model_node = host.backend.get_hostname() == "hard-docker"
     assert ('Unattended-Upgrade "0"' in periodic) == model_node
     assert ('Unattended-Upgrade "1"' in periodic) == (not model_node)
+    if not model_node:
+        # What apt reads, all files merged: only the security suite (Debian's own 50unattended-upgrades
+        # would add the stable suite's point releases without the role's #clear).
+        patterns = [line for line in host.check_output("apt-config dump").splitlines()
+                    if line.startswith("Unattended-Upgrade::Origins-Pattern:: ")]
+        assert patterns and all("label=Debian-Security" in line for line in patterns), patterns
