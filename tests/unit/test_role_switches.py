@@ -50,3 +50,14 @@ def test_the_internal_role_refuses_to_run_on_its_own(tmp_path):
     proc, _report = run(tmp_path, [{"name": "Call _common", "ansible.builtin.include_role": {"name": "llmfleet.cluster._common"}}])
     assert proc.returncode != 0
     assert "llmfleet.cluster._common is internal" in proc.stdout
+
+
+def test_a_service_opening_its_ports_writes_no_rule_when_the_firewall_is_off(tmp_path):
+    # Other roles open their ports through the firewall role's rules.yml and do not read its switch.
+    proc, report = run(tmp_path, [{"name": "Open a port", "ansible.builtin.include_role": {
+        "name": "llmfleet.cluster.firewall", "tasks_from": "rules.yml"}, "vars": {
+        "firewall_enabled": False, "firewall_rules_owner": "test", "firewall_rules": [{"port": 8000, "from": ["10.0.0.0/8"]}]}}])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    ran = [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]
+           if not any(result.get("skipped") for result in task["hosts"].values())]
+    assert ran == ["Open a port", "End when firewall_enabled is false"], ran
