@@ -108,10 +108,10 @@ def os_hardening_rules(v):
     for name in ("os_hardening_suid_remove", "os_hardening_audit_watch_extra"):
         yield from _list_rules(v, name, lambda path: "" if str(path).startswith("/") and " " not in str(path)
                                else "%s is not an absolute path without spaces" % _d(path))
-    days = [number(v.get("os_hardening_password_" + k + "_days")) for k in ("min", "max", "warn")]
-    if all(isinstance(d, int) for d in days) and days[0] > days[1]:
+    low, high = number(v.get("os_hardening_password_min_days")), number(v.get("os_hardening_password_max_days"))
+    if isinstance(low, int) and isinstance(high, int) and low > high:
         yield ("os_hardening_password_min_days: %d is more than os_hardening_password_max_days %d: a password could "
-               "never be changed before it expires" % (days[0], days[1]))
+               "never be changed before it expires" % (low, high))
 
 
 def _firewall_rule_problem(rule):

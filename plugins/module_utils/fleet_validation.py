@@ -92,12 +92,12 @@ RANGES = {
     "model_server_restart_sec": (0, None, False),
     "model_server_ready_timeout": (1, None, False),
     "nvidia_driver_reboot_max_hosts": (0, None, False),
+    "nvidia_driver_reboot_timeout": (1, None, False),
     "os_hardening_password_max_days": (1, 99999, False),
     "os_hardening_password_min_days": (0, 99999, False),
     "os_hardening_password_warn_days": (0, 99999, False),
     # login.defs' own bounds for SHA_CRYPT_*_ROUNDS (shadow's crypt_make_salt clamps outside them).
     "os_hardening_sha_crypt_rounds": (1000, 999999999, False),
-    "nvidia_driver_reboot_timeout": (1, None, False),
     "prometheus_alert_latency_p99_seconds": (0, None, True),
     "prometheus_alert_success_rate_min": (0, 1, False),
     "prometheus_alert_cpu_percent": (0, 100, True),
