@@ -366,6 +366,21 @@ def load_balancer_rules(v):
         yield "load_balancer_tls_private_key: not a PEM private key"
 
 
+def fault_agent_rules(v):
+    interval, stall = number(v.get("fault_agent_interval")), number(v.get("fault_agent_stall_seconds"))
+    if isinstance(interval, (int, float)) and isinstance(stall, (int, float)) and stall < 2 * interval:
+        yield ("fault_agent_stall_seconds: %g is less than two looks of fault_agent_interval %g: the agent must see a "
+               "replica twice without progress to call it a stall" % (stall, interval))
+    for xid in v.get("fault_agent_xid_fatal") or []:
+        if isinstance(xid, bool) or not isinstance(xid, int) or xid < 1:
+            yield "fault_agent_xid_fatal: %s is not an Xid (a whole number from 1)" % _d(xid)
+    yield from _list_rules(v, "fault_agent_disk_paths", _absolute_path_problem)
+
+
+def _absolute_path_problem(value):
+    return "" if str(value).startswith("/") else "%s is not an absolute path" % _d(value)
+
+
 def node_exporter_rules(v):
     problem = validation.ip_address_problem(v.get("node_exporter_listen_address"))
     if problem:
@@ -447,6 +462,7 @@ ROLE_RULES = {
     "model_store": model_store_rules,
     "model_weights": model_weights_rules,
     "model_server": model_server_rules,
+    "fault_agent": fault_agent_rules,
     "load_balancer": load_balancer_rules,
     "rolling_update": rolling_update_rules,
     "node_exporter": node_exporter_rules,

@@ -43,6 +43,7 @@ ROLE_SCOPES = (
     ("model_store", "infra", "llmfleet_validate_serving", True),
     ("model_weights", "model_nodes", "llmfleet_validate_serving", True),
     ("model_server", "model_nodes", "llmfleet_validate_serving", True),
+    ("fault_agent", "model_nodes", "llmfleet_validate_serving", True),
     ("load_balancer", "load_balancers", "llmfleet_validate_serving", True),
     ("rolling_update", "model_nodes", "llmfleet_validate_serving", True),
     ("node_exporter", None, "llmfleet_validate_monitoring", True),
@@ -67,6 +68,14 @@ FLEET_VARS = ("llmfleet_zone", "llmfleet_address", "ansible_host", "llmfleet_val
 RANGES = {
     "base_apt_cache_valid_time": (0, None, False),
     "docker_log_max_file": (1, None, False),
+    "fault_agent_check_interval_ms": (100, None, False),
+    "fault_agent_interval": (0, None, True),
+    "fault_agent_probe_timeout": (0, None, True),
+    "fault_agent_stall_seconds": (0, None, True),
+    "fault_agent_restart_limit": (1, None, False),
+    "fault_agent_restart_window": (0, None, True),
+    "fault_agent_disk_min_free_percent": (0, 99, False),
+    "fault_agent_gpu_interval": (0, None, True),
     "load_balancer_rate_limit": (1, None, False),
     "load_balancer_rate_limit_period": (1, None, False),
     "load_balancer_token_budget_default_max_tokens": (1, None, False),
@@ -226,6 +235,8 @@ def host_ports(groups, roles):
         plan = fleet_rules.replica_plan(ms)
         source = "model_server_replicas[%d]" if ms.get("model_server_replicas") else "model_server_base_port (replica %d)"
         ports += [(replica["port"], source % replica["index"]) for replica in plan]
+    if "fault_agent" in roles:
+        ports.append((roles["fault_agent"].get("fault_agent_port"), "fault_agent_port"))
     return [(int(port), name) for port, name in ports
             if not isinstance(port, bool) and str(port).isdigit()]
 

@@ -70,6 +70,13 @@ class Lab:
             return self.ssh(node, f"sudo -n kill -KILL $(sudo -n docker inspect -f '{{{{.State.Pid}}}}' {unit})")
         return self.ssh(node, f"sudo -n systemctl kill -s SIGKILL {unit}.service")
 
+    def signal_replica(self, node, index, signal):
+        """Send signal (STOP, CONT...) to every process of one replica (systemd unit or container)."""
+        unit = self.replica_unit(node, index)
+        if node in self.container_nodes():
+            return self.ssh(node, f"sudo -n docker kill -s {signal} {unit}")
+        return self.ssh(node, f"sudo -n systemctl kill -s SIG{signal} {unit}.service")
+
     def ssh(self, host, command, user=None, key=None, timeout=120):
         """Run command on host over a fresh SSH connection, as the lab's admin account by default
         (root has no key and, once hardened, no login: use sudo -n)."""

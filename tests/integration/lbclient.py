@@ -65,7 +65,8 @@ def haproxy_stat(lab, lb="lb1"):
         rec = dict(zip(names, row.split(",")))
         # Every model's backend (one per model_server_name); the LB's own sections have no servers.
         if rec["svname"] not in ("BACKEND", "FRONTEND"):
-            stats[rec["svname"]] = {"status": rec["status"], "stot": int(rec["stot"]), "scur": int(rec["scur"])}
+            stats[rec["svname"]] = {"status": rec["status"], "stot": int(rec["stot"]), "scur": int(rec["scur"]),
+                                    "last_agt": rec.get("last_agt", "")}
     return stats
 
 

@@ -248,6 +248,62 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
     assert report["seconds_to_down"] < 6, report
 
 
+def test_stopped_replica_is_taken_out_by_its_fault_agent_and_returns(apis, converged_lab):
+    """A replica's processes are stopped (SIGSTOP: alive, port open, answering nothing) while 4 clients send
+    completions through the HAProxy LB (bounded: 40 s). Its node's fault agent (roles/fault_agent) sees the
+    stopped process and answers HAProxy's agent-check "down": measured, the time until HAProxy marks it
+    DOWN with the agent's reason, failures after that (must be none), and the time until it is back UP
+    once continued (SIGCONT). The requests it held while stopped finish when it continues."""
+    lab = converged_lab
+    victim_host, victim = "model-b1", "model-b1-r0"
+    assert haproxy_stat(lab)[victim]["status"] == "UP"
+    with Load(apis, ("lb1",) * 4, seconds=40) as load:
+        time.sleep(3)
+        stopped_at = time.monotonic()
+        stop = lab.signal_replica(victim_host, 0, "STOP")
+        assert stop.returncode == 0, stop.stderr
+        down_at, reason = None, ""
+        try:
+            while time.monotonic() - stopped_at < 15:
+                stat = haproxy_stat(lab)[victim]
+                if stat["status"].startswith("DOWN"):
+                    down_at, reason = time.monotonic(), stat["last_agt"]
+                    break
+                time.sleep(0.1)
+            time.sleep(5)
+        finally:
+            resumed_at = time.monotonic()
+            resume = lab.signal_replica(victim_host, 0, "CONT")
+        assert resume.returncode == 0, resume.stderr
+        assert down_at is not None, "HAProxy never marked the stopped replica DOWN"
+        up_at = None
+        while time.monotonic() - resumed_at < 20:
+            if haproxy_stat(lab)[victim]["status"] == "UP":
+                up_at = time.monotonic()
+                break
+            time.sleep(0.3)
+    failed = load.failed()
+    report = {
+        "requests": len(load.results),
+        "failed": len(failed),
+        "failed_after_down": len([r for r in failed if r[0] >= down_at]),
+        "seconds_to_down": round(down_at - stopped_at, 2),
+        "agent_said": reason,
+        "seconds_continued_to_up": round(up_at - resumed_at, 2) if up_at else None,
+        "failures": [{"started_s": round(r[0] - stopped_at, 2), "status": r[2]} for r in failed],
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "replica-stop.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report))
+    # The agent, not the health check (which needs fall 2 x inter 1 s and a 2 s timeout), took it out.
+    assert "stopped" in reason, report
+    assert up_at is not None, report
+    assert report["failed_after_down"] == 0, report
+    # Agent look (1 s) + HAProxy's agent-inter (1 s) + this poll's SSH round trips on a loaded 2-core machine.
+    assert report["seconds_to_down"] < 4, report
+    assert len(load.results) > 20, report
+
+
 def test_weights_arrive_byte_for_byte_over_nfs(converged_lab):
     lab = converged_lab
     for node in (n for n in lab.hosts if n.startswith("model-")):

@@ -37,8 +37,13 @@ BAD = {
     "gpu-b1": ({"model_server_gpu_ids": [0], "model_server_gpus_per_replica": 1, "nvidia_driver_source": "mirror"},
                [("model_server_gpu_ids", "2 replicas x 1 GPUs need 2 GPU ids, 1 given"),
                 ("nvidia_driver_repository_url", "must be set with nvidia_driver_source mirror")]),
-    "gpu-c1": ({"model_server_engine": "tensorrt", "nvidia_driver_branch": "latest"},
-               [("model_server_engine", "'tensorrt' is not a known engine"), ("nvidia_driver_branch", "is not a driver branch such as 550")]),
+    # Issue 18 (the fault agent): on a port the node exporter has, a stall no two looks can see, a bad Xid.
+    "gpu-c1": ({"model_server_engine": "tensorrt", "nvidia_driver_branch": "latest", "fault_agent_port": 9100,
+                "fault_agent_stall_seconds": 1, "fault_agent_xid_fatal": [79, 0]},
+               [("model_server_engine", "'tensorrt' is not a known engine"), ("nvidia_driver_branch", "is not a driver branch such as 550"),
+                ("fault_agent_port", "port 9100 is also node_exporter_port's"),
+                ("fault_agent_stall_seconds", "1 is less than two looks of fault_agent_interval 1"),
+                ("fault_agent_xid_fatal", "0 is not an Xid")]),
     # Fleet-wide: the same address as gpu-c1, a service on the node exporter's port.
     "gpu-c2": ({"ansible_host": "10.20.3.11", "model_server_base_port": 9100},
                [("ansible_host", "10.20.3.11 is also gpu-c1's address"),
