@@ -35,6 +35,13 @@ def prometheus_scrape_jobs(fleet, hostvars, dcgm_port=None):
         raise AnsibleFilterError(str(exc))
 
 
+def prometheus_alertmanager_targets(fleet):
+    try:
+        return monitoring.alertmanager_targets(fleet)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 def prometheus_thresholds_problem(thresholds):
     return monitoring.thresholds_problem(_thresholds(thresholds) if isinstance(thresholds, dict) else thresholds)
 
@@ -57,6 +64,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
+            "prometheus_alertmanager_targets": prometheus_alertmanager_targets,
             "prometheus_thresholds_problem": prometheus_thresholds_problem,
             "prometheus_alert_rules": prometheus_alert_rules,
             "prometheus_alert_rule_tests": prometheus_alert_rule_tests,

@@ -31,6 +31,8 @@ ENDPOINTS = {
     # Where the weights are (os_hardening's audit rules watch them).
     "model_weights": {"path": "model_weights_path"},
     "model_store": {"path": "model_store_path"},
+    # Prometheus sends its alerts to every Alertmanager of the fleet.
+    "alertmanager": {"port": "alertmanager_port"},
     # The agent HAProxy's agent-check asks about the node's replicas (load_balancer's servers).
     "fault_agent": {"port": "fault_agent_port", "check_interval_ms": "fault_agent_check_interval_ms"},
 }

@@ -15,7 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import filebeat as filebeat_utils
-from ansible_collections.llmfleet.cluster.plugins.module_utils import monitoring, nvidia, os_hardening, serving, validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import alertmanager, monitoring, nvidia, os_hardening, serving, validation
 
 SIZE_PATTERN = re.compile(r"^[0-9]+[kmg]$")
 PACKAGE_VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.~+]+)?$")
@@ -413,6 +413,19 @@ def filebeat_rules(v):
             yield re.sub(r"^filebeat inputs", "filebeat_extra_inputs", str(exc))
 
 
+def alertmanager_rules(v):
+    problem = validation.ip_address_problem(v.get("alertmanager_listen_address"))
+    if problem:
+        yield "alertmanager_listen_address: " + problem
+    yield from _list_rules(v, "alertmanager_allowed_networks", validation.cidr_problem)
+    yield from alertmanager.receivers_problems(v.get("alertmanager_receivers"))
+    yield from alertmanager.routes_problems(v.get("alertmanager_routes"), v.get("alertmanager_default_receiver"),
+                                            v.get("alertmanager_receivers"))
+    for name in ("alertmanager_group_wait", "alertmanager_group_interval", "alertmanager_repeat_interval"):
+        if not DURATION_PATTERN.match(str(v.get(name, ""))):
+            yield "%s: %s is not a duration like 30s, 5m or 4h" % (name, _d(v.get(name)))
+
+
 def prometheus_rules(v):
     problem = monitoring.thresholds_problem(dict((k, number(x) if k not in ("for", "replica_down_for") else x)
                                                  for k, x in dict(v.get("__prometheus_thresholds") or {}).items()))
@@ -467,5 +480,6 @@ ROLE_RULES = {
     "rolling_update": rolling_update_rules,
     "node_exporter": node_exporter_rules,
     "filebeat": filebeat_rules,
+    "alertmanager": alertmanager_rules,
     "prometheus": prometheus_rules,
 }

@@ -48,6 +48,7 @@ ROLE_SCOPES = (
     ("rolling_update", "model_nodes", "llmfleet_validate_serving", True),
     ("node_exporter", None, "llmfleet_validate_monitoring", True),
     ("filebeat", None, "llmfleet_validate_monitoring", False),
+    ("alertmanager", "infra", "llmfleet_validate_monitoring", True),
     ("prometheus", "infra", "llmfleet_validate_monitoring", True),
 )
 ROLE_NAMES = tuple(scope[0] for scope in ROLE_SCOPES)
@@ -219,6 +220,8 @@ def host_ports(groups, roles):
         ports.append((roles["node_exporter"].get("node_exporter_port"), "node_exporter_port"))
     if "prometheus" in roles:
         ports.append((roles["prometheus"].get("prometheus_port"), "prometheus_port"))
+    if "alertmanager" in roles:
+        ports.append((roles["alertmanager"].get("alertmanager_port"), "alertmanager_port"))
     if "registry" in roles:
         ports.append((roles["registry"].get("registry_port"), "registry_port"))
     if "model_store" in roles:

@@ -83,6 +83,12 @@ def _target(address, port):
     return "[%s]:%s" % (address, port) if ":" in address else "%s:%s" % (address, port)
 
 
+def alertmanager_targets(fleet):
+    """host:port of every Alertmanager of the fleet (the alertmanager role's hosts), zone by zone."""
+    hosts = fleet_plan.fleet_hosts(fleet)
+    return [_target(hosts[h]["address"], hosts[h]["alertmanager"]["port"]) for h in fleet_plan.hosts_running(fleet, "alertmanager")]
+
+
 def scrape_jobs(fleet, hostvars, dcgm_port=None):
     """Prometheus scrape_configs entries (without intervals) from the fleet plan.
 
@@ -103,6 +109,9 @@ def scrape_jobs(fleet, hostvars, dcgm_port=None):
     node_targets = host_targets("node_exporter", "port")
     if node_targets:
         jobs.append({"job_name": "node", "static_configs": node_targets})
+    alertmanager_targets = host_targets("alertmanager", "port")
+    if alertmanager_targets:
+        jobs.append({"job_name": "alertmanager", "static_configs": alertmanager_targets})
     haproxy_targets = host_targets("load_balancer", "stats_port", lambda lb: lb["engine"] == "haproxy")
     if haproxy_targets:
         jobs.append({"job_name": "haproxy", "metrics_path": "/metrics", "static_configs": haproxy_targets})

@@ -117,10 +117,53 @@ def test_the_rules_on_the_host_pass_their_unit_tests(converged_lab, prometheus):
     assert rules["NodeCPUHigh"]["query"].endswith("> 85")
 
 
-def test_a_stopped_replica_goes_down_and_its_alert_fires_after_its_for(converged_lab, prometheus):
+WEBHOOK_LOG = "/tmp/llmfleet-webhook.jsonl"
+# A webhook receiver on infra1 (the lab's Alertmanager receiver, inventories/lab/group_vars/all): every
+# POST body as one line of WEBHOOK_LOG. Bounded: it ends itself after 5 minutes.
+WEBHOOK = """cat > /tmp/llmfleet-webhook.py <<'PY'
+import http.server
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open("%s", "ab") as log:
+            log.write(body.replace(b"\\n", b" ") + b"\\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", 9199), Hook).serve_forever()
+PY
+rm -f %s; setsid timeout 300 python3 /tmp/llmfleet-webhook.py </dev/null >/dev/null 2>&1 &""" % (WEBHOOK_LOG, WEBHOOK_LOG)
+
+
+@pytest.fixture
+def webhook(converged_lab):
+    """Starts the receiver; yields a function that returns the notifications it received so far."""
+    lab = converged_lab
+    start = lab.ssh("infra1", WEBHOOK)
+    assert start.returncode == 0, start.stderr
+
+    def received():
+        proc = lab.ssh("infra1", f"cat {WEBHOOK_LOG} 2>/dev/null || true")
+        return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+    yield received
+    lab.ssh("infra1", "pkill -f /tmp/llmfleet-webhook.py || true")
+
+
+def _notified(notifications, status, victim):
+    """The alerts about victim in notifications of that status (firing / resolved)."""
+    return [a for n in notifications if n["status"] == status for a in n["alerts"]
+            if a["labels"].get("alertname") == "LLMReplicaDown" and a["labels"].get("instance") == victim
+            and a["status"] == status]
+
+
+def test_a_stopped_replica_goes_down_and_its_alert_fires_after_its_for(converged_lab, prometheus, webhook):
     """Stop one replica (systemd would restart a killed one within 5 s, before any alert could
     hold): up == 0, LLMReplicaDown pending, then firing no earlier than its `for` and no later than
-    for + a scrape interval + an evaluation interval + the scrape timeout (+5 s for this poll)."""
+    for + a scrape interval + an evaluation interval + the scrape timeout (+5 s for this poll).
+    Alertmanager (roles/alertmanager) delivers it to a webhook receiver with its zone and model labels,
+    and the resolution follows once the replica is back."""
     lab = converged_lab
     hold = _seconds(LAB_VARS["prometheus_alert_replica_down_for"])
     latest = hold + sum(_seconds(LAB_VARS[k]) for k in (
@@ -169,6 +212,21 @@ def test_a_stopped_replica_goes_down_and_its_alert_fires_after_its_for(converged
     assert not prometheus.alerts("LLMReplicaDown")
     health = lab.ssh(host, "curl -fsS http://127.0.0.1:8001/health")
     assert health.returncode == 0, health.stderr
+
+    # Delivered: the firing notification (group_wait after Alertmanager got it), then the resolution
+    # (Prometheus sends it at its next evaluation, Alertmanager at the group's next interval).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _notified(webhook(), "resolved", victim):
+        time.sleep(1)
+    notifications = webhook()
+    fired, resolved = _notified(notifications, "firing", victim), _notified(notifications, "resolved", victim)
+    print(f"webhook: {len(notifications)} notifications, {len(fired)} firing and {len(resolved)} resolved for {victim}")
+    assert fired, notifications
+    host_vars = REPO / "inventories/lab/host_vars" / f"{host}.yml"
+    model = (yaml.safe_load(host_vars.read_text()) if host_vars.exists() else SERVING_VARS)["model_server_model_name"]
+    assert (fired[0]["labels"]["zone"], fired[0]["labels"]["model"]) == ("zone-b", model)
+    assert resolved, notifications
+    assert resolved[0]["endsAt"] >= fired[0]["startsAt"]
 
 
 @pytest.fixture(scope="module")

@@ -54,8 +54,12 @@ BAD = {
             [("base_apt_proxy", "scheme must be one of http, https"),
              ("load_balancer_api_keys[0] (team-a)", "24 or more printable characters"),
              ("load_balancer_api_keys[2] (team-c)", "key: the same key is given to team-b")]),
-    "infra1": ({"rolling_update_min_healthy_fraction": 1.5, "prometheus_port": 22},
-               [("prometheus_port", "port 22 is also ssh_hardening_port's")]),
+    # Issue 18: an Alertmanager receiver that would deliver nothing, a route to a receiver that does not exist.
+    "infra1": ({"rolling_update_min_healthy_fraction": 1.5, "prometheus_port": 22,
+                "alertmanager_receivers": [{"name": "oncall"}], "alertmanager_routes": [{"receiver": "pager"}]},
+               [("prometheus_port", "port 22 is also ssh_hardening_port's"),
+                ("alertmanager_receivers[0] (oncall)", "no target: give at least one of"),
+                ("alertmanager_routes[0]", "receiver: pager is not a receiver of alertmanager_receivers (oncall)")]),
     # Issue 19: hardening that would break what the fleet runs.
     "lb2": ({"os_hardening_blocked_modules": ["dccp", "overlay", "br_netfilter"], "os_hardening_umask": "0277"},
             [("os_hardening_blocked_modules", "overlay is needed by the docker role"),
