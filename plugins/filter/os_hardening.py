@@ -42,6 +42,10 @@ def os_hardening_config_keys(text, settings):
     return os_hardening.config_keys(str(text), dict((str(k), str(v)) for k, v in settings.items()))
 
 
+def os_hardening_blocked(blocked, allowed):
+    return os_hardening.blocked_modules(blocked, allowed)
+
+
 def os_hardening_audit_watch(fleet, host, extra=()):
     if fleet is not None and not isinstance(fleet, dict):
         raise AnsibleFilterError("os_hardening_audit_watch: give the fleet plan (llmfleet_fleet) or none")
@@ -52,6 +56,7 @@ class FilterModule(object):
     def filters(self):
         return {
             "os_hardening_login_homes": os_hardening_login_homes,
+            "os_hardening_blocked": os_hardening_blocked,
             "os_hardening_setid_files": os_hardening_setid_files,
             "os_hardening_audit_watch": os_hardening_audit_watch,
             "os_hardening_mode_changes": os_hardening_mode_changes,

@@ -61,6 +61,13 @@ def module_key(name):
     return str(name).replace("-", "_")
 
 
+def blocked_modules(blocked, allowed):
+    """The blocked modules that are not allowed, sorted, as given; module names compare as modprobe
+    compares them ("-" and "_" are the same), as the validation does."""
+    allowed_keys = set(module_key(m) for m in allowed or [])
+    return sorted(set(str(m) for m in blocked or [] if module_key(m) not in allowed_keys))
+
+
 def needed_module(name):
     """(role, why) when a role of the collection needs module `name`, else None."""
     key = module_key(name)

@@ -121,3 +121,10 @@ def test_audit_watch_adds_the_hosts_weights_from_the_plan_and_the_extra_paths():
     assert os_hardening.audit_watch(fleet, "infra1")[-1] == "/srv/models"
     assert os_hardening.audit_watch(fleet, "lb1") == list(os_hardening.AUDIT_WATCH)
     assert os_hardening.audit_watch(None, "lb1") == list(os_hardening.AUDIT_WATCH)
+
+
+def test_an_allowed_module_unblocks_it_in_either_spelling():
+    blocked = ["usb-storage", "dccp", "sctp", "dccp"]
+    assert os_hardening.blocked_modules(blocked, ["usb_storage"]) == ["dccp", "sctp"]
+    assert os_hardening.blocked_modules(["usb_storage"], ["usb-storage"]) == []
+    assert os_hardening.blocked_modules(blocked, []) == ["dccp", "sctp", "usb-storage"]
