@@ -69,6 +69,7 @@ def _expected_targets(converged_lab, inventory):
     expected = {("node", h): zone[h] for h in converged_lab.hosts}
     expected[("haproxy", "lb1")] = zone["lb1"]  # lb2 runs nginx: no Prometheus endpoint
     expected[("prometheus", "infra1")] = zone["infra1"]
+    expected[("alertmanager", "infra1")] = zone["infra1"]  # roles/alertmanager, beside Prometheus
     for host in inventory["model_nodes"]:
         for index in range(SERVING_VARS["model_server_replica_count"]):
             expected[("model_replicas", f"{host}-r{index}")] = zone[host]
