@@ -35,6 +35,10 @@ def prometheus_scrape_jobs(fleet, hostvars, dcgm_port=None):
         raise AnsibleFilterError(str(exc))
 
 
+def dcgm_exporter_container(image, port, bind_address="0.0.0.0", counters=""):
+    return monitoring.dcgm_exporter_container(image, port, bind_address, counters)
+
+
 def prometheus_alertmanager_targets(fleet):
     try:
         return monitoring.alertmanager_targets(fleet)
@@ -65,6 +69,7 @@ class FilterModule(object):
         return {
             "prometheus_scrape_jobs": prometheus_scrape_jobs,
             "prometheus_alertmanager_targets": prometheus_alertmanager_targets,
+            "dcgm_exporter_container": dcgm_exporter_container,
             "prometheus_thresholds_problem": prometheus_thresholds_problem,
             "prometheus_alert_rules": prometheus_alert_rules,
             "prometheus_alert_rule_tests": prometheus_alert_rule_tests,

@@ -31,6 +31,8 @@ ENDPOINTS = {
     # Where the weights are (os_hardening's audit rules watch them).
     "model_weights": {"path": "model_weights_path"},
     "model_store": {"path": "model_store_path"},
+    # NVIDIA's DCGM exporter on GPU nodes (Prometheus scrapes it; the fault agent reads its Xids).
+    "dcgm_exporter": {"port": "dcgm_exporter_port"},
     # Prometheus sends its alerts to every Alertmanager of the fleet.
     "alertmanager": {"port": "alertmanager_port"},
     # The agent HAProxy's agent-check asks about the node's replicas (load_balancer's servers).

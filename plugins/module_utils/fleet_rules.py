@@ -377,15 +377,21 @@ def fault_agent_rules(v):
     yield from _list_rules(v, "fault_agent_disk_paths", _absolute_path_problem)
 
 
+def _listener_rules(v, role):
+    """A service's listen address and the networks allowed to reach it (ROLE_listen_address,
+    ROLE_allowed_networks)."""
+    problem = validation.ip_address_problem(v.get(role + "_listen_address"))
+    if problem:
+        yield "%s_listen_address: %s" % (role, problem)
+    yield from _list_rules(v, role + "_allowed_networks", validation.cidr_problem)
+
+
 def _absolute_path_problem(value):
     return "" if str(value).startswith("/") else "%s is not an absolute path" % _d(value)
 
 
 def node_exporter_rules(v):
-    problem = validation.ip_address_problem(v.get("node_exporter_listen_address"))
-    if problem:
-        yield "node_exporter_listen_address: " + problem
-    yield from _list_rules(v, "node_exporter_allowed_networks", validation.cidr_problem)
+    yield from _listener_rules(v, "node_exporter")
     for collector in v.get("node_exporter_extra_collectors") or []:
         if not COLLECTOR_PATTERN.match(str(collector)):
             yield "node_exporter_extra_collectors: %s is not a collector name" % _d(collector)
@@ -413,11 +419,18 @@ def filebeat_rules(v):
             yield re.sub(r"^filebeat inputs", "filebeat_extra_inputs", str(exc))
 
 
-def alertmanager_rules(v):
-    problem = validation.ip_address_problem(v.get("alertmanager_listen_address"))
+def dcgm_exporter_rules(v):
+    problem = validation.image_problem(v.get("dcgm_exporter_image"))
     if problem:
-        yield "alertmanager_listen_address: " + problem
-    yield from _list_rules(v, "alertmanager_allowed_networks", validation.cidr_problem)
+        yield "dcgm_exporter_image: " + problem
+    yield from _listener_rules(v, "dcgm_exporter")
+    counters = str(v.get("dcgm_exporter_counters") or "")
+    if counters and not counters.startswith("/"):
+        yield "dcgm_exporter_counters: %s is not an absolute path (a counters file inside the image)" % _d(counters)
+
+
+def alertmanager_rules(v):
+    yield from _listener_rules(v, "alertmanager")
     yield from alertmanager.receivers_problems(v.get("alertmanager_receivers"))
     yield from alertmanager.routes_problems(v.get("alertmanager_routes"), v.get("alertmanager_default_receiver"),
                                             v.get("alertmanager_receivers"))
@@ -431,10 +444,7 @@ def prometheus_rules(v):
                                                  for k, x in dict(v.get("__prometheus_thresholds") or {}).items()))
     if problem:
         yield "prometheus_alert_" + problem
-    problem = validation.ip_address_problem(v.get("prometheus_listen_address"))
-    if problem:
-        yield "prometheus_listen_address: " + problem
-    yield from _list_rules(v, "prometheus_allowed_networks", validation.cidr_problem)
+    yield from _listener_rules(v, "prometheus")
     durations = ("prometheus_scrape_interval", "prometheus_scrape_timeout", "prometheus_evaluation_interval",
                  "prometheus_retention_time")
     for name in durations:
@@ -481,5 +491,6 @@ ROLE_RULES = {
     "node_exporter": node_exporter_rules,
     "filebeat": filebeat_rules,
     "alertmanager": alertmanager_rules,
+    "dcgm_exporter": dcgm_exporter_rules,
     "prometheus": prometheus_rules,
 }

@@ -47,6 +47,7 @@ ROLE_SCOPES = (
     ("load_balancer", "load_balancers", "llmfleet_validate_serving", True),
     ("rolling_update", "model_nodes", "llmfleet_validate_serving", True),
     ("node_exporter", None, "llmfleet_validate_monitoring", True),
+    ("dcgm_exporter", "model_nodes", "llmfleet_validate_monitoring", True),
     ("filebeat", None, "llmfleet_validate_monitoring", False),
     ("alertmanager", "infra", "llmfleet_validate_monitoring", True),
     ("prometheus", "infra", "llmfleet_validate_monitoring", True),
@@ -220,6 +221,8 @@ def host_ports(groups, roles):
         ports.append((roles["node_exporter"].get("node_exporter_port"), "node_exporter_port"))
     if "prometheus" in roles:
         ports.append((roles["prometheus"].get("prometheus_port"), "prometheus_port"))
+    if "dcgm_exporter" in roles:
+        ports.append((roles["dcgm_exporter"].get("dcgm_exporter_port"), "dcgm_exporter_port"))
     if "alertmanager" in roles:
         ports.append((roles["alertmanager"].get("alertmanager_port"), "alertmanager_port"))
     if "registry" in roles:

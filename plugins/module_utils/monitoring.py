@@ -83,6 +83,27 @@ def _target(address, port):
     return "[%s]:%s" % (address, port) if ":" in address else "%s:%s" % (address, port)
 
 
+# NVIDIA's DCGM exporter listens on this port inside its image.
+DCGM_EXPORTER_CONTAINER_PORT = 9400
+
+
+def dcgm_exporter_container(image, port, bind_address="0.0.0.0", counters=""):
+    """community.docker.docker_container arguments of the DCGM exporter: every GPU (NVIDIA device
+    request), SYS_ADMIN (DCGM's profiling metrics need it; NVIDIA's own run line adds it), the
+    exporter's port published on the node's port, a counters file of the image when one is given."""
+    args = {
+        "name": "llmfleet-dcgm-exporter",
+        "image": image,
+        "published_ports": ["%s:%d:%d" % (bind_address, int(port), DCGM_EXPORTER_CONTAINER_PORT)],
+        "capabilities": ["SYS_ADMIN"],
+        "device_requests": [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}],
+        "restart_policy": "unless-stopped",
+        "labels": {"org.llmfleet.role": "dcgm_exporter"},
+        "command": ["-f", counters] if counters else [],
+    }
+    return args
+
+
 def alertmanager_targets(fleet):
     """host:port of every Alertmanager of the fleet (the alertmanager role's hosts), zone by zone."""
     hosts = fleet_plan.fleet_hosts(fleet)
@@ -132,12 +153,13 @@ def scrape_jobs(fleet, hostvars, dcgm_port=None):
         jobs.append({"job_name": REPLICA_JOB, "metrics_path": "/metrics", "static_configs": replica_targets})
 
     dcgm_targets = []
-    if dcgm_port:
-        for host in serving_hosts:
-            plan = hostvars[host]["model_server_plan"]
-            if any(r["gpus"] for r in plan["replicas"]):
-                dcgm_targets.append({"targets": [_target(plan["address"], dcgm_port)],
-                                     "labels": {"instance": host, "zone": hosts[host]["zone_label"]}})
+    for host in serving_hosts:
+        plan = hostvars[host]["model_server_plan"]
+        # The collection's exporter (role dcgm_exporter) where it runs, else the site's own on dcgm_port.
+        port = (hosts[host].get("dcgm_exporter") or {}).get("port") or dcgm_port
+        if port and any(r["gpus"] for r in plan["replicas"]):
+            dcgm_targets.append({"targets": [_target(plan["address"], port)],
+                                 "labels": {"instance": host, "zone": hosts[host]["zone_label"]}})
     if dcgm_targets:
         jobs.append({"job_name": "dcgm", "static_configs": dcgm_targets})
     return jobs

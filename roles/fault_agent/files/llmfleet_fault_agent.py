@@ -54,7 +54,7 @@ XID_PATTERN = re.compile(r"NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d+)")
 SETTINGS = {
     "listen": "0.0.0.0", "port": 9107, "interval": 1.0, "probe_timeout": 2.0, "stall_seconds": 10.0,
     "restart_limit": 3, "restart_window": 300.0, "disk_paths": [], "disk_min_free_percent": 5.0,
-    "gpu": "auto", "gpu_interval": 10.0, "xid_fatal": list(DEFAULT_XID_FATAL), "replicas": [],
+    "gpu": "auto", "gpu_interval": 10.0, "xid_fatal": list(DEFAULT_XID_FATAL), "dcgm_url": "", "replicas": [],
 }
 REPLICA_KEYS = ("name", "watch", "metrics_url", "engine", "gpus")
 
@@ -129,6 +129,40 @@ def parse_metrics(text):
             continue
         sums[line[:name_end]] += value
     return dict(sums)
+
+
+LABEL_PATTERN = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_samples(text, name):
+    """[(labels, value)] of one metric's samples in Prometheus text exposition."""
+    samples = []
+    for line in text.splitlines():
+        if not line.startswith(name) or line[len(name):len(name) + 1] not in ("{", " "):
+            continue
+        labels, rest = {}, line[len(name):]
+        if rest.startswith("{"):
+            close = rest.rfind("}")
+            labels = dict(LABEL_PATTERN.findall(rest[1:close]))
+            rest = rest[close + 1:]
+        try:
+            samples.append((labels, float(rest.split()[0])))
+        except (IndexError, ValueError):
+            continue
+    return samples
+
+
+def parse_dcgm_xids(text):
+    """{pci key or uuid: last Xid} from the DCGM exporter's DCGM_FI_DEV_XID_ERRORS (the value of the
+    last Xid each GPU had; 0 for none). The value stays until the exporter restarts
+    (NVIDIA/dcgm-exporter#500), as the kernel log's line stays until a reboot. Exporters before 3.3.7
+    have no pci_bus_id label: the GPU's UUID then names it."""
+    xids = {}
+    for labels, value in parse_samples(text, "DCGM_FI_DEV_XID_ERRORS"):
+        if value > 0:
+            key = pci_key(labels["pci_bus_id"]) if labels.get("pci_bus_id") else labels.get("UUID", "").lower()
+            xids[key] = int(value)
+    return xids
 
 
 def parse_properties(text):
@@ -395,6 +429,14 @@ class Agent:
             if found:
                 gpu["xids"].setdefault(found[0], []).append(found[1])
         gpu["kernel_log"] = getattr(self.node, "kmsg_error", "")
+        # The node's DCGM exporter, where it runs, reports each GPU's last Xid too: a second source where
+        # the kernel log cannot be read (a sandbox, a VM without /dev/kmsg).
+        if self.config["dcgm_url"]:
+            kind, payload = self.node.metrics(self.config["dcgm_url"])
+            gpu["dcgm"] = "" if kind == "ok" else "%s: %s" % (self.config["dcgm_url"], payload)
+            for key, xid in (parse_dcgm_xids(payload).items() if kind == "ok" else ()):
+                if xid not in gpu["xids"].get(key, []):
+                    gpu["xids"].setdefault(key, []).append(xid)
 
     def _gpu_verdict(self, replica):
         """('down' or 'drain' or '', why) for the replica's GPUs."""
@@ -410,7 +452,8 @@ class Agent:
             if not match:
                 return "down", "GPU %s: not seen by nvidia-smi" % wanted
             card = match[0]
-            xids = sorted(set(x for x in gpu["xids"].get(card["pci"], ()) if x in fatal))
+            seen = list(gpu["xids"].get(card["pci"], ())) + list(gpu["xids"].get(card["uuid"].lower(), ()))
+            xids = sorted(set(x for x in seen if x in fatal))
             if xids:
                 return "down", "GPU %s: Xid %s in the kernel log (reset the GPU or reboot)" % (wanted, ", ".join(map(str, xids)))
             rows = gpu["remapped"].get(card["uuid"].lower(), {})

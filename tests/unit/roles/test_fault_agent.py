@@ -296,3 +296,33 @@ def test_haproxy_asks_over_tcp_and_gets_one_line():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# The DCGM exporter's output since 3.3.7 (pci_bus_id: NVIDIA/dcgm-exporter#326; err_code, err_msg: #309).
+_XID = ('DCGM_FI_DEV_XID_ERRORS{{gpu="{gpu}",UUID="{uuid}",pci_bus_id="{pci}",device="nvidia{gpu}",'
+        'modelName="NVIDIA H200",Hostname="g1",err_code="{xid}",err_msg="{msg}"}} {xid}')
+DCGM = "\n".join([
+    "# HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.",
+    "# TYPE DCGM_FI_DEV_XID_ERRORS gauge",
+    _XID.format(gpu=0, uuid="GPU-aaaa0000-0000-0000-0000-000000000000", pci="00000000:3B:00.0", xid=0, msg="No Error"),
+    _XID.format(gpu=1, uuid="GPU-bbbb0000-0000-0000-0000-000000000001", pci="00000000:86:00.0", xid=79,
+                msg="GPU has fallen off the bus"),
+    'DCGM_FI_DEV_GPU_UTIL{gpu="0",UUID="GPU-aaaa0000-0000-0000-0000-000000000000"} 35', ""])
+
+
+def test_the_dcgm_exporters_last_xid_is_a_second_source():
+    assert agent_mod.parse_dcgm_xids(DCGM) == {"0000:86:00": 79}
+    agent, node, _clock = make(GPU_REPLICAS, gpu_interval=10, dcgm_url="http://127.0.0.1:9400/metrics")
+    node.commands[QUERY] = (0, SMI.format(ecc=0), "")
+    node.commands[REMAP] = (0, "", "")
+    node.metrics_answer["http://127.0.0.1:9400/metrics"] = ("ok", DCGM)
+    node.kmsg_error = "/dev/kmsg: No such file or directory"
+    answers = agent.probe()
+    assert answers["g-r1"][0] == "down" and "Xid 79" in answers["g-r1"][1]
+    assert answers["g-r0"] == ("up 100%", "")
+    assert agent.status()["gpu"]["kernel_log"] == "/dev/kmsg: No such file or directory"
+
+
+def test_labels_with_escaped_quotes_parse():
+    text = 'm{a="x\\"y",b="2"} 3\nmore{a="1"} 4\n'
+    assert agent_mod.parse_samples(text, "m") == [({"a": 'x\\"y', "b": "2"}, 3.0)]

@@ -2,6 +2,7 @@
 (Debian's, unpacked into .tools by scripts/bootstrap): the generated unit tests pass against the
 generated rules and fail against rules whose threshold, `for` or selector is wrong."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -196,3 +197,23 @@ def test_a_rules_file_promtool_rejects_never_reaches_the_tests(promtool, tmp_pat
     proc = _check(promtool, tmp_path, "groups:\n- name: x\n  rules:\n  - alert: Bad\n    expr: up ==\n")
     assert proc.returncode != 0 and "Checking" in proc.stdout
     assert "Unit Testing" not in proc.stdout
+
+
+def test_the_collections_dcgm_exporter_is_scraped_on_its_own_port():
+    fleet = json.loads(json.dumps(FLEET))
+    gpu_nodes = [h for h in fleet["hosts"] if h in HOSTVARS and any(r["gpus"] for r in HOSTVARS[h]["model_server_plan"]["replicas"])]
+    assert gpu_nodes
+    for host in gpu_nodes:
+        fleet["hosts"][host]["dcgm_exporter"] = {"port": 9500}
+    targets = [c["targets"][0] for c in _jobs(fleet, dcgm_port=0)["dcgm"]["static_configs"]]
+    assert targets and all(t.endswith(":9500") for t in targets)
+
+
+def test_the_dcgm_exporter_container_gets_every_gpu_and_only_sys_admin():
+    args = monitoring.dcgm_exporter_container("reg.example:5000/nvidia/dcgm-exporter:4.2.3", 9500, "10.0.0.5")
+    assert args["published_ports"] == ["10.0.0.5:9500:9400"]
+    assert args["capabilities"] == ["SYS_ADMIN"]
+    assert args["device_requests"] == [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
+    assert args["command"] == []
+    assert monitoring.dcgm_exporter_container("i", 9400, counters="/etc/dcgm-exporter/dcp-metrics-included.csv")["command"] == \
+        ["-f", "/etc/dcgm-exporter/dcp-metrics-included.csv"]
