@@ -7,41 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: url_problem
-short_description: Say what is wrong with a URL
-version_added: 0.1.0
-description:
-  - Returns an empty string for an absolute URL with an allowed scheme, a valid host and port,
-    otherwise one sentence describing the problem. The other filters of this file work alike
-    (C(ssh_public_key_problem), C(zone_problem), C(ip_address_problem), C(host_problem),
-    C(unix_name_problem), C(cidr_problem), C(port_problem)). C(address_in_networks) returns
-    whether an address lies in one of a list of networks.
-options:
-  _input:
-    description: The value to check.
-    type: raw
-    required: true
-  schemes:
-    description: Allowed URL schemes.
-    type: list
-    elements: str
-    default: [http, https]
-author: llmfleet maintainers
-"""
-
-EXAMPLES = r"""
-- name: Refuse a malformed proxy URL
-  ansible.builtin.assert:
-    that: base_apt_proxy | llmfleet.cluster.url_problem == ''
-    fail_msg: "base_apt_proxy: {{ base_apt_proxy | llmfleet.cluster.url_problem }}"
-"""
-
-RETURN = r"""
-_value:
-  description: An empty string, or what is wrong with the input.
-  type: str
-"""
+# Each filter's documentation is in the YAML file of its name beside this one (ansible-doc reads a
+# Python file's DOCUMENTATION for every filter of the file, so one block could document only one).
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import validation
 
