@@ -7,67 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: model_server_replicas
-short_description: Lay out a model node's replicas (ports, GPU ids)
-version_added: 0.1.0
-description:
-  - Returns the host's replicas as a list of C({index, port, gpus}), from an explicit list or from
-    a count, a base port and GPU ids handed out I(gpus_per_replica) at a time.
-  - Bad input (two replicas on one port, fewer GPU ids than the replicas need, a GPU given twice)
-    fails with a message naming the variable. C(model_server_problem) returns that message instead
-    (empty when the input is fine), for assertions that name the host.
-  - The same file holds C(llmfleet_lb_members) (every replica of every model node as a load-balancer
-    member, in zone order), C(model_server_command), C(model_server_environment), C(model_server_engine)
-    (an engine's ports and paths), C(llmfleet_host_addresses), C(llmfleet_host_networks) (hosts' addresses, as /32 networks) and
-    C(llmfleet_models_problem), C(model_server_local_urls) (a node's replicas as URLs on the node itself),
-    C(model_server_local_watch) (their units or containers, for health_gate's C(watch)) and
-    C(model_server_container) (community.docker.docker_container arguments),
-    C(model_server_unit_files) (a node's native replicas' unit and environment files, for the module
-    llmfleet.cluster.systemd_replicas) and
-    C(model_server_pinned_image) (an image reference resolved to REPOSITORY@sha256 from a pulled image's RepoDigests),
-    C(llmfleet_lb_backends) (the members grouped into one backend per model, with its names and aliases;
-    conflicting models fail), C(llmfleet_models_document) (the backends' models as GET /v1/models answers them) and
-    C(llmfleet_key_scopes) (API keys limited to some models, as a mapping of client to backends; an unknown model fails).
-options:
-  _input:
-    description: Replica count.
-    type: int
-    required: true
-  base_port:
-    description: Port of the first replica.
-    type: int
-    required: true
-  gpu_ids:
-    description: GPU indexes or UUIDs on this host.
-    type: list
-    elements: str
-    default: []
-  gpus_per_replica:
-    description: GPUs each replica gets.
-    type: int
-    default: 0
-  explicit:
-    description: Replicas as C({port, gpus}) mappings; replaces the generated layout.
-    type: list
-    elements: dict
-    default: []
-author: llmfleet maintainers
-"""
-
-EXAMPLES = r"""
-- name: Plan
-  ansible.builtin.set_fact:
-    replicas: "{{ 2 | llmfleet.cluster.model_server_replicas(8000, ['0', '1'], 1) }}"
-# -> [{index: 0, port: 8000, gpus: ['0']}, {index: 1, port: 8001, gpus: ['1']}]
-"""
-
-RETURN = r"""
-_value:
-  description: The replicas.
-  type: list
-  elements: dict
-"""
+# Each filter's documentation is in the YAML file of its name beside this one (ansible-doc reads a
+# Python file's DOCUMENTATION for every filter of the file, so one block could document only one).
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.llmfleet.cluster.plugins.module_utils import replica_units, serving
