@@ -7,79 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: rolling_update_plan
-short_description: Zones a rolling update goes through, in order, after a capacity check
-version_added: 0.1.0
-description:
-  - Groups load-balancer members (from C(llmfleet_lb_members)) by zone, in the stable zone order,
-    starting at I(from_zone) when given. A zone whose hosts all run the planned release already is
-    marked C(pending=false), so an aborted update resumes where it stopped.
-  - Fails when taking any one zone out would leave fewer replicas in service than the larger of
-    I(min_replicas) and I(min_fraction) of all replicas.
-  - The same file holds C(rolling_update_select_models) (the members of the models a run updates, by name,
-    alias or model_server_name; empty - every model; an unknown name fails), C(rolling_update_lb_list) (the LBs
-    with engine and socket from the fleet plan C(llmfleet_fleet), once per run),
-    C(rolling_update_left_alone) (servers a restore left as someone else set them),
-    C(rolling_update_lb_views) (lb_member results registered over the load balancers -> one view per LB with its
-    servers, owned drains and error, unreachable included), C(rolling_update_lb_problem),
-    C(rolling_update_healthy) (servers every HAProxy LB sees UP and ready, from views),
-    C(rolling_update_fleet_report) (every replica some LB does not use, with who took it out),
-    C(rolling_update_leftover_zones) (zones an earlier run left drained), C(rolling_update_capacity_problem),
-    C(rolling_update_rollback_drain_problem) and C(rolling_update_soak_problem) (each returns an empty string or
-    what is wrong), C(rolling_update_completion_seconds) and C(rolling_update_latency_budget) (the gate's budget
-    from the old release's latency), C(rolling_update_new_result), C(rolling_update_zone_step),
-    C(rolling_update_record_zone), C(rolling_update_record_repair), C(rolling_update_zone_fields) (the result
-    file's content), C(rolling_update_summary) (one line per zone) and C(rolling_update_failure) (a failed task's
-    message).
-options:
-  _input:
-    description: Load-balancer members.
-    type: list
-    elements: dict
-    required: true
-  current:
-    description: Per host, the release it runs now (its record).
-    type: dict
-    required: true
-  planned:
-    description: Per host, the release the inventory asks for.
-    type: dict
-    required: true
-  from_zone:
-    description: Zone to start at.
-    type: str
-    default: ""
-  force:
-    description: Update zones that already run the planned release too.
-    type: bool
-    default: false
-  min_replicas:
-    description: Replicas that must stay in service.
-    type: int
-    default: 1
-  min_fraction:
-    description: Fraction of all replicas that must stay in service.
-    type: float
-    default: 0.5
-author: llmfleet maintainers
-"""
-
-EXAMPLES = r"""
-- name: Plan the zones
-  ansible.builtin.set_fact:
-    zones_to_update: >-
-      {{ (groups['model_nodes'] | llmfleet.cluster.llmfleet_lb_members(hostvars))
-         | llmfleet.cluster.rolling_update_plan(current, planned, min_fraction=0.6) }}
-"""
-
-RETURN = r"""
-_value:
-  description:
-    - C(zones) (list of zone, hosts, servers, pending), C(required_healthy) and C(total) of the fleet, and per
-      model (load-balancer backend) C(servers_by_model) and C(required_by_model), which the live capacity checks use.
-  type: dict
-"""
+# Each filter's documentation is in the YAML file of its name beside this one (ansible-doc reads a
+# Python file's DOCUMENTATION for every filter of the file, so one block could document only one).
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean

@@ -30,3 +30,19 @@ def test_the_committed_reference_is_what_the_sources_generate(tmp_path):
     assert {f"{role}_role.rst" for role in roles} <= pages
     modules = {p.stem for p in (REPO / "plugins" / "modules").glob("*.py") if p.stem != "__init__"}
     assert {f"{module}_module.rst" for module in modules} <= pages
+
+
+def test_every_filter_has_its_own_documentation():
+    """ansible-doc reads one DOCUMENTATION per Python file: a filter file with several filters documents
+    each one in a YAML file of the filter's name beside it; a file of one filter may keep it inline."""
+    import importlib
+
+    missing = []
+    for path in sorted((REPO / "plugins" / "filter").glob("*.py")):
+        module = importlib.import_module("ansible_collections.llmfleet.cluster.plugins.filter." + path.stem)
+        names = sorted(module.FilterModule().filters())
+        inline = "DOCUMENTATION = " in path.read_text()
+        for name in names:
+            if not (path.parent / f"{name}.yml").exists() and not (inline and len(names) == 1):
+                missing.append(f"{path.name}: {name}")
+    assert not missing, missing
