@@ -395,6 +395,11 @@ class Agent:
         if info["restarts"] is not None:
             if state["restarts"] is not None and info["restarts"] > state["restarts"]:
                 state["restart_times"].extend([now] * (info["restarts"] - state["restarts"]))
+            elif state["restarts"] is not None and info["restarts"] < state["restarts"]:
+                # Started on purpose (systemctl restart, a new container: a rollback, an update): systemd
+                # and Docker count afresh, and so does the agent. Otherwise a release rolled back after it
+                # crashed in a loop would stay out of the pool for the rest of the window (seen in CI).
+                state["restart_times"].clear()
             state["restarts"] = info["restarts"]
         while state["restart_times"] and now - state["restart_times"][0] > window:
             state["restart_times"].popleft()

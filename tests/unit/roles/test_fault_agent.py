@@ -154,6 +154,23 @@ def test_restarts_in_a_loop_are_down_until_the_window_passes():
     assert word(agent) == "up 100%"
 
 
+def test_a_deliberate_restart_ends_a_loop_at_once():
+    """systemd resets NRestarts when a unit is (re)started on purpose, Docker's count starts at 0 in a new
+    container: a rollback of a release that crashed in a loop puts the replica back at once."""
+    agent, node, clock = make(restart_limit=3, restart_window=300)
+    unit = ("systemd", "llmfleet-llm-0.service")
+    for restarts in (0, 2, 4):
+        node.units[unit] = {"pids": [42], "restarts": restarts, "active": True}
+        agent.probe()
+        clock.now += 5
+    assert word(agent) == "down"
+    node.units[unit] = {"pids": [43], "restarts": 0, "active": True}
+    clock.now += 5
+    assert word(agent) == "up 100%"
+    node.units[unit] = {"pids": [44], "restarts": 1, "active": True}
+    assert word(agent) == "up 100%"
+
+
 def test_a_first_look_at_old_restarts_is_no_loop():
     agent, node, _clock = make(restart_limit=3)
     node.units[("systemd", "llmfleet-llm-0.service")] = {"pids": [42], "restarts": 17, "active": True}
