@@ -76,6 +76,7 @@ RANGES = {
     "fault_agent_stall_seconds": (0, None, True),
     "fault_agent_restart_limit": (1, None, False),
     "fault_agent_restart_window": (0, None, True),
+    "fault_agent_restart_quiet": (0, None, True),
     "fault_agent_disk_min_free_percent": (0, 99, False),
     "fault_agent_gpu_interval": (0, None, True),
     "load_balancer_rate_limit": (1, None, False),

@@ -6,7 +6,8 @@ see decides the answer:
 - a replica whose processes are stopped (SIGSTOP, a debugger)           -> "down #stopped ..."
 - a replica with requests running but no progress for stall_seconds
   (its engine's own counters), or whose metrics go unanswered that long -> "down #stall ..."
-- a replica restarted restart_limit times within restart_window         -> "down #restart loop ..."
+- a replica restarted restart_limit times within restart_window, the
+  last one less than restart_quiet ago                                  -> "down #restart loop ..."
 - a GPU of the replica with a fatal Xid in the kernel log, gone from
   nvidia-smi, or nvidia-smi failing                                     -> "down #GPU ..."
 - a GPU with uncorrected ECC errors or remapped rows pending             -> "up 0% #GPU ..." (drain)
@@ -53,7 +54,7 @@ DEFAULT_XID_FATAL = (48, 61, 62, 63, 64, 74, 79, 92, 94, 95, 109, 119, 120, 140)
 XID_PATTERN = re.compile(r"NVRM: Xid \(PCI:([0-9a-fA-F:.]+)\): (\d+)")
 SETTINGS = {
     "listen": "0.0.0.0", "port": 9107, "interval": 1.0, "probe_timeout": 2.0, "stall_seconds": 10.0,
-    "restart_limit": 3, "restart_window": 300.0, "disk_paths": [], "disk_min_free_percent": 5.0,
+    "restart_limit": 3, "restart_window": 300.0, "restart_quiet": 30.0, "disk_paths": [], "disk_min_free_percent": 5.0,
     "gpu": "auto", "gpu_interval": 10.0, "xid_fatal": list(DEFAULT_XID_FATAL), "dcgm_url": "", "replicas": [],
 }
 REPLICA_KEYS = ("name", "watch", "metrics_url", "engine", "gpus")
@@ -66,7 +67,7 @@ def config_problems(config):
         value = config.get(key, SETTINGS[key])
         if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high and value > high):
             problems.append("%s: %r is not a whole number from 1%s" % (key, value, " to %d" % high if high else ""))
-    for key in ("interval", "probe_timeout", "stall_seconds", "restart_window", "gpu_interval"):
+    for key in ("interval", "probe_timeout", "stall_seconds", "restart_window", "restart_quiet", "gpu_interval"):
         value = config.get(key, SETTINGS[key])
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             problems.append("%s: %r is not a number of seconds above 0" % (key, value))
@@ -403,7 +404,11 @@ class Agent:
             state["restarts"] = info["restarts"]
         while state["restart_times"] and now - state["restart_times"][0] > window:
             state["restart_times"].popleft()
-        if len(state["restart_times"]) >= self.config["restart_limit"]:
+        # A loop goes on restarting; one that has stayed up for restart_quiet since its last restart is
+        # over (a release rolled back after it crashed: systemd does not always count afresh when the
+        # rollback restarts a unit that was between two automatic restarts - seen in CI).
+        if len(state["restart_times"]) >= self.config["restart_limit"] \
+                and now - state["restart_times"][-1] < self.config["restart_quiet"]:
             return "restart loop: %d restarts in %d s" % (len(state["restart_times"]), window)
         stopped = [pid for pid in info["pids"] if self.node.process_state(pid) in ("T", "t")]
         if stopped:

@@ -140,8 +140,8 @@ def test_metrics_unanswered_for_stall_seconds_is_a_stall_but_refused_is_not():
     assert word(agent) == "up 100%"
 
 
-def test_restarts_in_a_loop_are_down_until_the_window_passes():
-    agent, node, clock = make(restart_limit=3, restart_window=300)
+def test_restarts_in_a_loop_are_down_until_the_replica_stays_up_for_restart_quiet():
+    agent, node, clock = make(restart_limit=3, restart_window=300, restart_quiet=30)
     unit = ("systemd", "llmfleet-llm-0.service")
     for restarts in (0, 1, 2):
         node.units[unit] = {"pids": [42], "restarts": restarts, "active": True}
@@ -150,7 +150,17 @@ def test_restarts_in_a_loop_are_down_until_the_window_passes():
     node.units[unit] = {"pids": [42], "restarts": 3, "active": True}
     assert word(agent) == "down"
     assert "restart loop: 3 restarts in 300 s" in agent.answer("n1-r0")
-    clock.now += 300 - 20 * 1
+    clock.now += 29
+    assert word(agent) == "down"
+    # Still looping: each restart keeps it out.
+    node.units[unit] = {"pids": [42], "restarts": 4, "active": True}
+    clock.now += 1
+    assert word(agent) == "down"
+    clock.now += 30
+    assert word(agent) == "up 100%"
+    # Out of the window entirely: one more restart is no loop.
+    clock.now += 300
+    node.units[unit] = {"pids": [42], "restarts": 5, "active": True}
     assert word(agent) == "up 100%"
 
 
