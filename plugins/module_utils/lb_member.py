@@ -86,7 +86,16 @@ class RuntimeAPI(object):
         return b"".join(chunks).decode("utf-8", "replace")
 
     def stats(self, backend):
-        return parse_stat(self.command("show stat"), backend)
+        servers = parse_stat(self.command("show stat"), backend)
+        # The status shows DOWN over an administrative drain or maint (a drained server that its checks
+        # or its node's fault agent hold down reads "DOWN"): the admin state comes from `show servers
+        # state`, where HAProxy keeps it as flags. Read from the status, a drained server that was down
+        # looked ready, and a restore left it drained (seen with the fault agent's restart-loop verdict).
+        admin = parse_servers_state(self.command("show servers state"))
+        for name, view in servers.items():
+            if (view["backend"], name) in admin:
+                view["admin_state"] = admin[(view["backend"], name)]
+        return servers
 
     def set_state(self, backend, server, state):
         answer = self.command("set server %s/%s state %s" % (backend, server, state)).strip()
@@ -128,6 +137,31 @@ def admin_state(status):
     if status.startswith("DRAIN"):
         return "drain"
     return "ready"
+
+
+# srv_admin_state flags of `show servers state` (HAProxy's SRV_ADMF_*): forced, inherited, configured,
+# resolution and hostname maintenance; forced and inherited drain.
+MAINT_FLAGS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
+DRAIN_FLAGS = 0x08 | 0x10
+
+
+def parse_servers_state(text):
+    """`show servers state` -> {(backend, server): 'maint' | 'drain' | 'ready'}; {} when the answer is
+    not that table (the status then says what it can)."""
+    lines = text.splitlines()
+    header = next((line[2:].split() for line in lines if line.startswith("# be_id ")), None)
+    if not header or "srv_admin_state" not in header:
+        return {}
+    at = dict((name, index) for index, name in enumerate(header))
+    states = {}
+    for line in lines:
+        fields = line.split()
+        if not fields or line.startswith("#") or len(fields) <= at["srv_admin_state"] or not fields[0].isdigit():
+            continue
+        flags = _int(fields[at["srv_admin_state"]])
+        states[(fields[at["be_name"]], fields[at["srv_name"]])] = (
+            "maint" if flags & MAINT_FLAGS else "drain" if flags & DRAIN_FLAGS else "ready")
+    return states
 
 
 def server_view(row):

@@ -188,7 +188,9 @@ def haproxy_socket(tmp_path):
                     threading.Event().wait(2)
                     continue
                 if command == "show stat":
-                    conn.sendall(stat_text({"m-a1-r0": {"scur": 1}}).encode())
+                    conn.sendall(stat_text({"m-a1-r0": {"scur": 1, "status": "DOWN"}}).encode())
+                elif command == "show servers state":
+                    conn.sendall(SERVERS_STATE.encode())
                 elif command.startswith("set server llm/m-a1-r0 "):
                     conn.sendall(b"\n")
                 else:
@@ -199,12 +201,31 @@ def haproxy_socket(tmp_path):
     server.close()
 
 
+# HAProxy 2.6's `show servers state` (first columns; m-a1-r0 in forced drain, 8, and down, 0).
+SERVERS_STATE = """1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight
+5 llm 1 m-a1-r0 10.0.0.1 0 8 1 1
+5 llm 2 m-a1-r1 10.0.0.1 2 1 1 1
+5 llm 3 m-b1-r0 10.0.0.2 2 0 1 1
+
+"""
+
+
+def test_servers_state_gives_the_admin_state_the_status_hides():
+    assert lb_member.parse_servers_state(SERVERS_STATE) == {
+        ("llm", "m-a1-r0"): "drain", ("llm", "m-a1-r1"): "maint", ("llm", "m-b1-r0"): "ready"}
+    assert lb_member.parse_servers_state("Unknown command.\n") == {}
+
+
 def test_runtime_api_reads_stats_and_sets_states(haproxy_socket):
     path, state = haproxy_socket
     api = lb_member.RuntimeAPI(path, timeout=2)
-    assert api.stats("llm")["m-a1-r0"]["sessions"] == 1
+    view = api.stats("llm")["m-a1-r0"]
+    assert view["sessions"] == 1
+    # Down and drained: "DOWN" in the status, drain in the servers state.
+    assert (view["status"], view["admin_state"]) == ("DOWN", "drain")
     api.set_state("llm", "m-a1-r0", "drain")
-    assert state["commands"] == ["show stat", "set server llm/m-a1-r0 state drain"]
+    assert state["commands"] == ["show stat", "show servers state", "set server llm/m-a1-r0 state drain"]
     with pytest.raises(lb_member.LBError, match="HAProxy refused 'set server llm/nope state drain': No such server."):
         api.set_state("llm", "nope", "drain")
 
