@@ -44,6 +44,13 @@ class FakeHAProxy(object):
                         view[name] = {"status": s["status"], "scur": 0 if done else s.get("scur", 0)}
                     conn.sendall(stat_text(view).encode())
                     continue
+                if command == "show servers state":
+                    # HAProxy's admin flags: forced maint 1, forced drain 8.
+                    rows = ["5 llm %d %s 10.0.0.1 2 %d 1 1" % (i, name, {"MAINT": 1, "DRAIN": 8}.get(srv["status"], 0))
+                            for i, (name, srv) in enumerate(sorted(self.servers.items()), 1)]
+                    conn.sendall(("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight "
+                                  "srv_iweight\n" + "\n".join(rows) + "\n\n").encode())
+                    continue
                 _set, _server, target, _state, state = command.split()
                 name = target.split("/", 1)[1]
                 if name not in self.servers:
