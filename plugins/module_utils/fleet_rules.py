@@ -424,9 +424,9 @@ def dcgm_exporter_rules(v):
     if problem:
         yield "dcgm_exporter_image: " + problem
     yield from _listener_rules(v, "dcgm_exporter")
-    counters = str(v.get("dcgm_exporter_counters") or "")
-    if counters and not counters.startswith("/"):
-        yield "dcgm_exporter_counters: %s is not an absolute path (a counters file inside the image)" % _d(counters)
+    counters = v.get("dcgm_exporter_counters")
+    if counters and _absolute_path_problem(counters):
+        yield "dcgm_exporter_counters: %s (a counters file inside the image)" % _absolute_path_problem(counters)
 
 
 def alertmanager_rules(v):
