@@ -74,6 +74,9 @@ DEBIAN_MIRROR = os.environ.get("LLMFLEET_LAB_DEBIAN_MIRROR", "http://deb.debian.
 SECURITY_MIRROR = os.environ.get("LLMFLEET_LAB_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
 # Podman hands out the lower half of the subnet; the lab tool gives docker-engine hosts the upper.
 PODMAN_RANGE, ATTACHED_RANGE = SUBNET.subnets(prefixlen_diff=1)
+# The load balancers' shared front address (roles/virtual_ip): the subnet's last host address, which
+# the lab tool never gives a docker-engine host (podman leases only the lower half).
+VIRTUAL_IP = SUBNET.broadcast_address - 1
 ADDRESS_LABEL = "llmfleet.address"
 # Short: unix socket paths and containerd's state dirs have length limits.
 DOCKER_EXEC_ROOT = Path("/run/llmfleet-lab-docker")
@@ -548,7 +551,7 @@ def start_host(lab: str, spec: HostSpec, image: str) -> None:
 def _free_attached_address() -> str:
     used = set(docker("ps", "-a", "--format", f'{{{{.Label "{ADDRESS_LABEL}"}}}}').stdout.split())
     for address in ATTACHED_RANGE.hosts():
-        if str(address) not in used and address != ATTACHED_RANGE.broadcast_address:
+        if str(address) not in used and address not in (ATTACHED_RANGE.broadcast_address, VIRTUAL_IP):
             return str(address)
     raise LabError(f"no free address left for docker-engine hosts in {ATTACHED_RANGE}")
 
@@ -813,8 +816,13 @@ def default_topology(zones: int, model_nodes: int, lbs: int, infra: int, contain
             specs.append(HostSpec(f"model-{zone[-1]}{i}", ["model_nodes", "container_nodes"] if in_containers
                                   else ["model_nodes"], zone, engine="docker" if in_containers else "podman"))
     for i in range(1, lbs + 1):
-        # Load balancers are spread over zones too, so that one zone's loss leaves one standing.
-        specs.append(HostSpec(f"lb{i}", ["load_balancers"], zone_names[(i - 1) % zones] if zones else None))
+        # Load balancers are spread over zones too, so that one zone's loss leaves one standing. lb2 runs
+        # nginx (inventories/lab/host_vars/lb2.yml); the HAProxy ones, lb1 and lb3 when there are three,
+        # share the front address (roles/virtual_ip): VRRP needs NET_ADMIN and NET_RAW, which every lab
+        # host has (GROUP_CAPABILITIES).
+        extra = {"virtual_ip_address": f"{VIRTUAL_IP}/{SUBNET.prefixlen}"} if lbs >= 3 and i in (1, 3) else {}
+        specs.append(HostSpec(f"lb{i}", ["load_balancers"], zone_names[(i - 1) % zones] if zones else None,
+                              extra_vars=extra))
     for i in range(1, infra + 1):
         groups = ["infra", "registry"] if i == 1 and container_zones else ["infra"]
         specs.append(HostSpec(f"infra{i}", groups, zone_names[(i - 1) % zones] if zones else None))
@@ -843,14 +851,24 @@ def service_urls(address: str = GATEWAY) -> dict:
     }
 
 
-def registry_password(lab: str) -> str:
-    """The lab registry's account password: random, made once per lab, kept in the lab's state."""
-    path = STATE / "labs" / lab / "registry-password"
+def lab_secret(lab: str, name: str, length: int) -> str:
+    """A random secret of the lab (hex), made once per lab and kept in its state (gone with `down`)."""
+    path = STATE / "labs" / lab / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(hashlib.sha256(os.urandom(32)).hexdigest()[:32] + "\n")
+        path.write_text(hashlib.sha256(os.urandom(32)).hexdigest()[:length] + "\n")
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def registry_password(lab: str) -> str:
+    """The lab registry's account password."""
+    return lab_secret(lab, "registry-password", 32)
+
+
+def vrrp_password(lab: str) -> str:
+    """The lab's VRRP password: 8 characters, all VRRP carries."""
+    return lab_secret(lab, "vrrp-password", 8)
 
 
 def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str], images: dict | None = None) -> dict:
@@ -869,6 +887,8 @@ def inventory(lab: str, specs: list[HostSpec], addresses: dict[str, str], images
                              "base_pip_find_links": f"{engine_urls['artifacts']}/wheels/",
                              "llmfleet_lab_services": engine_urls})
         hostvars.update(spec.extra_vars)
+        if "virtual_ip_address" in hostvars:
+            hostvars["virtual_ip_auth_pass"] = vrrp_password(lab)
         if spec.zone:
             hostvars["llmfleet_zone"] = spec.zone
         for group in spec.groups:
@@ -1021,7 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--name", default="main", help="lab name (default: main, inventory inventories/lab/hosts.yml)")
     up.add_argument("--zones", type=int, default=3)
     up.add_argument("--model-nodes", type=int, default=2, help="model nodes per zone")
-    up.add_argument("--lbs", type=int, default=2)
+    up.add_argument("--lbs", type=int, default=3)
     up.add_argument("--infra", type=int, default=1)
     up.add_argument("--container-zones", type=int, default=1,
                     help="zones (the last ones) whose model nodes run containers from the lab registry")

@@ -20,13 +20,14 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import serving, zones
+from ansible_collections.llmfleet.cluster.plugins.module_utils import serving, virtual_ip, zones
 
 # What each service publishes: {role: {key in the plan: the role's variable}}.
 ENDPOINTS = {
     "firewall": {"ssh_allowed_networks": "firewall_ssh_allowed_networks"},
     "node_exporter": {"port": "node_exporter_port"},
     "load_balancer": {"engine": "load_balancer_engine", "stats_port": "load_balancer_stats_port",
+                      "https_port": "load_balancer_https_port", "local_port": "load_balancer_local_port",
                       "runtime_socket": "load_balancer_runtime_socket", "access_log": "load_balancer_access_log"},
     # Where the weights are (os_hardening's audit rules watch them).
     "model_weights": {"path": "model_weights_path"},
@@ -56,8 +57,16 @@ def host_entry(host):
 
 
 def fleet_plan(hosts):
-    """{"hosts": {name: entry}} for the resolved hosts (see host_entry)."""
-    return {"hosts": dict((host["name"], host_entry(host)) for host in hosts)}
+    """{"hosts": {name: entry}} for the resolved hosts (see host_entry). A load balancer with a shared
+    front address also has "virtual_ip": its VRRP group's address, router id, its priority and its peers'
+    addresses (module_utils/virtual_ip.py); the load balancer role puts the address in its certificate."""
+    entries = dict((host["name"], host_entry(host)) for host in hosts)
+    peers = [(host["name"], entries[host["name"]]["address"], (host.get("validated") or {})["virtual_ip"])
+             for host in hosts if ((host.get("validated") or {}).get("virtual_ip") or {}).get("virtual_ip_address")
+             and not list(virtual_ip.host_problems(host["validated"]["virtual_ip"]))]
+    for name, entry in virtual_ip.plan(peers).items():
+        entries[name]["virtual_ip"] = entry
+    return {"hosts": entries}
 
 
 def hosts_running(fleet, role):

@@ -15,7 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import filebeat as filebeat_utils
-from ansible_collections.llmfleet.cluster.plugins.module_utils import alertmanager, monitoring, nvidia, os_hardening, serving, validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import alertmanager, monitoring, nvidia, os_hardening, serving, validation, virtual_ip
 
 SIZE_PATTERN = re.compile(r"^[0-9]+[kmg]$")
 PACKAGE_VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.~+]+)?$")
@@ -487,6 +487,7 @@ ROLE_RULES = {
     "model_server": model_server_rules,
     "fault_agent": fault_agent_rules,
     "load_balancer": load_balancer_rules,
+    "virtual_ip": virtual_ip.host_problems,
     "rolling_update": rolling_update_rules,
     "node_exporter": node_exporter_rules,
     "filebeat": filebeat_rules,

@@ -25,7 +25,7 @@ __metaclass__ = type
 import difflib
 import re
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_rules, serving, validation
+from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_rules, serving, validation, virtual_ip
 from ansible_collections.llmfleet.cluster.plugins.module_utils import rolling_update as rolling_update_utils
 
 # Which role runs where, as site.yml runs it: (role, group or None for every host, switch that
@@ -45,6 +45,7 @@ ROLE_SCOPES = (
     ("model_server", "model_nodes", "llmfleet_validate_serving", True),
     ("fault_agent", "model_nodes", "llmfleet_validate_serving", True),
     ("load_balancer", "load_balancers", "llmfleet_validate_serving", True),
+    ("virtual_ip", "load_balancers", "llmfleet_validate_serving", True),
     ("rolling_update", "model_nodes", "llmfleet_validate_serving", True),
     ("node_exporter", None, "llmfleet_validate_monitoring", True),
     ("dcgm_exporter", "model_nodes", "llmfleet_validate_monitoring", True),
@@ -94,6 +95,14 @@ RANGES = {
     "load_balancer_check_interval_ms": (100, None, False),
     "load_balancer_check_fall": (1, None, False),
     "load_balancer_check_rise": (1, None, False),
+    "virtual_ip_preempt_delay": (0, 1000, False),
+    "virtual_ip_advert_interval": (1, 255, False),
+    "virtual_ip_down_adverts": (1, 100, False),
+    "virtual_ip_check_interval": (1, None, False),
+    "virtual_ip_check_fall": (1, None, False),
+    "virtual_ip_check_rise": (1, None, False),
+    "virtual_ip_router_id": (0, 255, False),
+    "virtual_ip_priority": (0, 254, False),
     "model_server_replica_count": (1, None, False),
     "model_server_gpus_per_replica": (0, None, False),
     "model_server_llamacpp_parallel": (1, None, False),
@@ -234,7 +243,8 @@ def host_ports(groups, roles):
     if "load_balancer" in roles:
         lb = roles["load_balancer"]
         ports += [(lb.get("load_balancer_https_port"), "load_balancer_https_port"),
-                  (lb.get("load_balancer_stats_port"), "load_balancer_stats_port")]
+                  (lb.get("load_balancer_stats_port"), "load_balancer_stats_port"),
+                  (lb.get("load_balancer_local_port"), "load_balancer_local_port")]
         if lb.get("load_balancer_http_port"):
             ports.append((lb["load_balancer_http_port"], "load_balancer_http_port"))
     if "model_server" in roles:
@@ -339,10 +349,20 @@ def fleet_problems(hosts, groups):
     models = [(h["name"], ms.get("model_server_name") or serving.DEFAULT_BACKEND, ms.get("model_server_model_name"),
                tuple(ms.get("model_server_model_aliases") or ())) for h in hosts
               for ms in [h["validated"].get("model_server")] if ms]
+    problems += virtual_ip.fleet_problems(
+        vip_peers(hosts), dict((h["name"], h["validated"].get("load_balancer", {}).get("load_balancer_engine")) for h in hosts),
+        dict((fleet_address(h["name"], h["values"]), h["name"]) for h in reversed(hosts)))
     problems += serving.model_conflicts(models)
     problems += key_scope_problems(hosts, models)
     problems += shape_problems(hosts, groups)
     return problems
+
+
+def vip_peers(hosts):
+    """(name, fleet address, virtual_ip values) of the load balancers with a valid VIP of their own."""
+    return [(h["name"], fleet_address(h["name"], h["values"]), h["validated"]["virtual_ip"]) for h in hosts
+            if h["validated"].get("virtual_ip", {}).get("virtual_ip_address")
+            and not list(virtual_ip.host_problems(h["validated"]["virtual_ip"]))]
 
 
 def key_scope_problems(hosts, models):

@@ -136,6 +136,10 @@ def scrape_jobs(fleet, hostvars, dcgm_port=None):
     haproxy_targets = host_targets("load_balancer", "stats_port", lambda lb: lb["engine"] == "haproxy")
     if haproxy_targets:
         jobs.append({"job_name": "haproxy", "metrics_path": "/metrics", "static_configs": haproxy_targets})
+    # nginx's metrics come from Debian's prometheus-nginx-exporter, on the same stats port.
+    nginx_targets = host_targets("load_balancer", "stats_port", lambda lb: lb["engine"] == "nginx")
+    if nginx_targets:
+        jobs.append({"job_name": "nginx", "metrics_path": "/metrics", "static_configs": nginx_targets})
 
     serving_hosts = fleet_plan.hosts_running(fleet, "model_server")
     replica_targets = []

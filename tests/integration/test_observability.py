@@ -67,7 +67,9 @@ def _expected_targets(converged_lab, inventory):
     """(job, instance) -> zone, from the inventory: what Prometheus must scrape."""
     zone = {h: v.get("llmfleet_zone", "none") for hosts in inventory.values() for h, v in hosts.items()}
     expected = {("node", h): zone[h] for h in converged_lab.hosts}
-    expected[("haproxy", "lb1")] = zone["lb1"]  # lb2 runs nginx: no Prometheus endpoint
+    for lb in inventory["load_balancers"]:
+        # lb2 runs nginx: its metrics come from the nginx exporter (load_balancer role), on the same port.
+        expected[("nginx" if lb == "lb2" else "haproxy", lb)] = zone[lb]
     expected[("prometheus", "infra1")] = zone["infra1"]
     expected[("alertmanager", "infra1")] = zone["infra1"]  # roles/alertmanager, beside Prometheus
     for host in inventory["model_nodes"]:

@@ -48,10 +48,13 @@ BAD = {
     "gpu-c2": ({"ansible_host": "10.20.3.11", "model_server_base_port": 9100},
                [("ansible_host", "10.20.3.11 is also gpu-c1's address"),
                 ("model_server_base_port (replica 0)", "port 9100 is also node_exporter_port's")]),
+    # Issue 18 (the virtual IP): a VRRP password longer than VRRP carries; a VIP outside the host's network.
     "lb1": ({"base_apt_proxy": "htp:/10.213.9.1:3142",
              "load_balancer_api_keys": [{"client": "team-a", "key": "secret"}, {"client": "team-b", "key": SHARED_KEY},
-                                        {"client": "team-c", "key": SHARED_KEY}]},
-            [("base_apt_proxy", "scheme must be one of http, https"),
+                                        {"client": "team-c", "key": SHARED_KEY}],
+             "virtual_ip_address": "10.20.1.250/24", "virtual_ip_auth_pass": "longer-than-8"},
+            [("virtual_ip_auth_pass", "13 bytes long: VRRP carries 8"),
+             ("base_apt_proxy", "scheme must be one of http, https"),
              ("load_balancer_api_keys[0] (team-a)", "24 or more printable characters"),
              ("load_balancer_api_keys[2] (team-c)", "key: the same key is given to team-b")]),
     # Issue 18: an Alertmanager receiver that would deliver nothing, a route to a receiver that does not exist.
@@ -61,8 +64,10 @@ BAD = {
                 ("alertmanager_receivers[0] (oncall)", "no target: give at least one of"),
                 ("alertmanager_routes[0]", "receiver: pager is not a receiver of alertmanager_receivers (oncall)")]),
     # Issue 19: hardening that would break what the fleet runs.
-    "lb2": ({"os_hardening_blocked_modules": ["dccp", "overlay", "br_netfilter"], "os_hardening_umask": "0277"},
-            [("os_hardening_blocked_modules", "overlay is needed by the docker role"),
+    "lb2": ({"os_hardening_blocked_modules": ["dccp", "overlay", "br_netfilter"], "os_hardening_umask": "0277",
+             "virtual_ip_address": "10.20.1.250/24", "virtual_ip_auth_pass": "fleet-01"},
+            [("virtual_ip_address", "10.20.1.250/24 is outside the host's network: its address 10.20.2.5 is not in 10.20.1.0/24"),
+             ("os_hardening_blocked_modules", "overlay is needed by the docker role"),
              ("os_hardening_blocked_modules", "br_netfilter is needed by the docker role"),
              ("os_hardening_umask", "takes the owner's own access to new files away")]),
 }
@@ -109,7 +114,7 @@ def test_every_bad_input_is_named_in_one_run_before_any_host_is_touched(tmp_path
         for variable, reason in expected:
             assert any(p.startswith(f"{host}: {variable}: ") and reason in p for p in problems), (host, variable, problems)
     assert not any(p.startswith("infra1: rolling_update_") for p in problems)  # infra runs no update: not its variable
-    assert not any(SHARED_KEY in p for p in problems)  # the keys are secrets
+    assert not any(SHARED_KEY in p or "longer-than-8" in p for p in problems)  # the keys and passwords are secrets
     assert "Gathering Facts" not in proc.stdout
 
 
@@ -181,7 +186,7 @@ def test_the_fleet_plan_gives_prometheus_each_roles_own_endpoints_and_no_restate
     """The validation pass publishes llmfleet_fleet (each host's roles and service endpoints as those
     roles resolve them, defaults included); Prometheus' targets are rendered from it, contacting no host."""
     inventory = inventory_with(tmp_path, {"infra1": {"node_exporter_port": 9200},
-                                          "lb2": {"load_balancer_stats_port": 8405, "load_balancer_engine": "haproxy"},
+                                          "lb2": {"load_balancer_stats_port": 9404, "load_balancer_engine": "haproxy"},
                                           "lb1": {"load_balancer_engine": "nginx"},
                                           "gpu-c2": {"node_exporter_enabled": False}})
     playbook = tmp_path / "render.yml"
@@ -222,8 +227,9 @@ def test_the_fleet_plan_gives_prometheus_each_roles_own_endpoints_and_no_restate
     assert node == {"gpu-a1": "10.20.1.11:9100", "gpu-a2": "10.20.1.12:9100", "gpu-b1": "10.20.2.11:9100",
                     "gpu-b2": "10.20.2.12:9100", "gpu-c1": "10.20.3.11:9100", "lb1": "10.20.1.5:9100",
                     "lb2": "10.20.2.5:9100", "infra1": "10.20.3.5:9200"}
-    # Only HAProxy has a metrics endpoint: lb1 runs nginx.
-    assert [c["targets"] for c in jobs["haproxy"]["static_configs"]] == [["10.20.2.5:8405"]]
+    # One job per engine, each on the load balancer's own stats port: lb1 runs nginx (its exporter).
+    assert [c["targets"] for c in jobs["haproxy"]["static_configs"]] == [["10.20.2.5:9404"]]
+    assert [c["targets"] for c in jobs["nginx"]["static_configs"]] == [["10.20.1.5:8404"]]
     assert jobs["prometheus"]["static_configs"][0]["labels"] == {"instance": "infra1", "zone": "zone-c"}
     assert {c["labels"]["host"] for c in jobs["model_replicas"]["static_configs"]} == {
         "gpu-a1", "gpu-a2", "gpu-b1", "gpu-b2", "gpu-c1", "gpu-c2"}

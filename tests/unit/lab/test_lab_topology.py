@@ -1,6 +1,8 @@
 """The lab's site layout (lab/llmfleet_lab.py default_topology, inventory) and how a docker-engine host
 joins the lab network (attach_to_lab_network): plain data and recorded commands, no host started."""
 
+import pytest
+
 
 def test_the_last_zone_runs_containers_from_the_registry_on_infra1(lab_module):
     specs = {s.name: s for s in lab_module.default_topology(3, 2, 2, 1, container_zones=1)}
@@ -84,3 +86,30 @@ def test_the_inventory_carries_the_engine_builds_the_site_ca_and_a_registry_pass
     model_nodes = inv["all"]["children"]["model_nodes"]
     assert model_nodes["children"]["container_nodes"]["hosts"]["model-a1"]["llmfleet_lab_engine"] == "docker"
     assert "container_nodes" not in inv["all"]["children"] and "model-a1" in model_nodes["hosts"]
+
+
+def test_with_three_load_balancers_the_haproxy_pair_shares_the_reserved_vip(lab_module, monkeypatch, tmp_path):
+    monkeypatch.setattr(lab_module, "STATE", tmp_path)
+    monkeypatch.setattr(lab_module, "ssh_key", lambda: tmp_path / "key")
+    monkeypatch.setattr(lab_module, "operator_key", lambda: tmp_path / "op")
+    (tmp_path / "op.pub").write_text("ssh-ed25519 AAAA op\n")
+    specs = lab_module.default_topology(3, 1, 3, 1)
+    addresses = {s.name: f"10.213.9.{10 + i}" for i, s in enumerate(specs)}
+    lbs = lab_module.inventory("main", specs, addresses)["all"]["children"]["load_balancers"]["hosts"]
+    vip = f"{lab_module.VIRTUAL_IP}/{lab_module.SUBNET.prefixlen}"
+    assert [lbs[lb].get("virtual_ip_address") for lb in ("lb1", "lb2", "lb3")] == [vip, None, vip]
+    password = lbs["lb1"]["virtual_ip_auth_pass"]
+    assert len(password) == 8 and lbs["lb3"]["virtual_ip_auth_pass"] == password and "virtual_ip_auth_pass" not in lbs["lb2"]
+    # The lab tool never gives the VIP to a docker-engine host, and podman leases only the lower half.
+    assert lab_module.VIRTUAL_IP in lab_module.ATTACHED_RANGE and lab_module.VIRTUAL_IP not in lab_module.PODMAN_RANGE
+    # With two load balancers (lb2 being nginx) there is no pair: no VIP.
+    assert not any(s.extra_vars for s in lab_module.default_topology(3, 1, 2, 1) if s.name.startswith("lb"))
+
+
+def test_the_vip_is_skipped_when_docker_engine_hosts_take_addresses(lab_module, monkeypatch):
+    upper = [str(a) for a in lab_module.ATTACHED_RANGE.hosts() if a != lab_module.VIRTUAL_IP]
+    monkeypatch.setattr(lab_module, "docker", lambda *args, **kw: type("P", (), {"stdout": "\n".join(upper[:-1])})())
+    assert lab_module._free_attached_address() == upper[-1]
+    monkeypatch.setattr(lab_module, "docker", lambda *args, **kw: type("P", (), {"stdout": "\n".join(upper)})())
+    with pytest.raises(lab_module.LabError, match="no free address left"):
+        lab_module._free_attached_address()

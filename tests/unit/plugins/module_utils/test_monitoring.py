@@ -74,11 +74,13 @@ def test_node_exporter_where_it_runs_in_zone_order_with_zone_labels():
     ]
 
 
-def test_only_haproxy_load_balancers_have_a_metrics_endpoint_on_their_own_stats_port():
+def test_load_balancers_are_scraped_on_their_own_stats_port_one_job_per_engine():
     haproxy = _jobs()["haproxy"]
     assert haproxy["metrics_path"] == "/metrics"
     assert haproxy["static_configs"] == [{"targets": ["10.0.1.5:8404"], "labels": {"instance": "lb1", "zone": "zone-a"}},
                                          {"targets": ["10.0.3.5:9404"], "labels": {"instance": "lb3", "zone": "zone-c"}}]
+    # nginx: Debian's prometheus-nginx-exporter on the same port.
+    assert _jobs()["nginx"]["static_configs"] == [{"targets": ["10.0.2.5:8404"], "labels": {"instance": "lb2", "zone": "zone-b"}}]
 
 
 def test_replicas_carry_the_load_balancers_names_and_ollama_is_left_out():
@@ -100,7 +102,7 @@ def test_dcgm_only_where_replicas_have_gpus_and_only_when_a_port_is_given():
 
 
 def test_roles_that_do_not_run_leave_no_empty_job():
-    fleet = {"hosts": {"lb1": _entry("10.0.1.5", "zone-a", ("load_balancer",), engine="nginx"),
+    fleet = {"hosts": {"lb1": _entry("10.0.1.5", "zone-a", ()),
                        "infra1": _entry("10.0.3.5", roles=())}}
     assert _jobs(fleet) == {}
 
