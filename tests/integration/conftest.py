@@ -117,9 +117,35 @@ def lab():
     return Lab(json.loads(proc.stdout))
 
 
+def installed_collection(root):
+    """The collection as users get it: built with ansible-galaxy, installed from its tarball under root.
+    Returns (collections path, the installed collection's directory, an ansible.cfg for it): the
+    repository's settings without its .collections link and roles path, so that nothing of the
+    repository can be found."""
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "build").mkdir(parents=True)
+    env = ansible_env()
+    subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(root / "build"), str(REPO)],
+                   check=True, capture_output=True, text=True, timeout=300, env=env)
+    [tarball] = (root / "build").glob("llmfleet-cluster-*.tar.gz")
+    collections = root / "collections"
+    config = root / "ansible.cfg"
+    lines = [line for line in (REPO / "ansible.cfg").read_text().splitlines()
+             if not line.startswith(("collections_path", "roles_path", "inventory"))]
+    config.write_text("\n".join(lines).replace("[defaults]", f"[defaults]\ncollections_path = {collections}", 1) + "\n")
+    # With that configuration only the new path is searched: the repository's .collections link would
+    # make the collection "already installed".
+    subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(collections),
+                    str(tarball)], check=True, capture_output=True, text=True, timeout=300, cwd=root,
+                   env=dict(env, ANSIBLE_CONFIG=str(config)))
+    return collections, collections / "ansible_collections" / "llmfleet" / "cluster", config
+
+
 @pytest.fixture(scope="session")
 def converged_lab(lab):
-    """The lab after site.yml, run through ansible-runner as a CI job would.
+    """The lab after site.yml, run through ansible-runner as a CI job would: first from the repository,
+    then again from the collection installed from its built tarball (nothing of the repository on the
+    paths); the second run must change nothing.
 
     LLMFLEET_LAB_CONVERGED=1 reuses a lab on which site.yml already ran (while developing tests);
     the idempotence test then skips itself.
@@ -132,19 +158,23 @@ def converged_lab(lab):
 
     private_data_dir = REPO / ".lab" / "runner"
     private_data_dir.mkdir(parents=True, exist_ok=True)
+    collections, installed, config = installed_collection(REPO / ".lab" / "collection")
+    runs = [(REPO, {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}),
+            (installed, {"ANSIBLE_CONFIG": str(config), "ANSIBLE_COLLECTIONS_PATH": str(collections)})]
     results = []
-    for _run in range(2):
+    for project, settings in runs:
         runner = ansible_runner.run(
             private_data_dir=str(private_data_dir),
-            project_dir=str(REPO),
-            playbook=str(REPO / "site.yml"),
+            project_dir=str(project),
+            playbook=str(project / "site.yml"),
             inventory=str(lab.inventory.parent),
-            envvars={"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "PATH": ansible_env()["PATH"]},
+            envvars=dict(settings, PATH=ansible_env()["PATH"]),
             quiet=True,
             timeout=1200,
         )
         results.append(runner)
         if runner.rc != 0:
-            pytest.fail(f"site.yml failed (rc {runner.rc}): {runner.stats}\n{runner.stdout.read()[-5000:]}")
+            pytest.fail(f"site.yml ({project}) failed (rc {runner.rc}): {runner.stats}\n{runner.stdout.read()[-5000:]}")
     lab.site_runs = results
+    lab.installed_collection = installed
     return lab

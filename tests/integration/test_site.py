@@ -18,6 +18,13 @@ def test_second_run_changes_nothing(converged_lab):
     assert set(second.stats["ok"]) == hosts, "every lab host took part"
     assert second.stats["changed"] == {}, f"second run changed: {second.stats['changed']}"
     assert not second.stats["failures"] and not second.stats["dark"]
+    # The second run came from the collection installed from its built tarball: every task it ran is a
+    # file of the installed copy, none of the repository's.
+    paths = {e["event_data"]["task_path"].rsplit(":", 1)[0] for e in second.events
+             if e.get("event") == "playbook_on_task_start" and e.get("event_data", {}).get("task_path")}
+    root = str(converged_lab.installed_collection) + "/"
+    assert paths and all(p.startswith(root) for p in paths), sorted(p for p in paths if not p.startswith(root))
+    assert any("/roles/virtual_ip/" in p for p in paths) and any("/roles/model_server/" in p for p in paths)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +158,28 @@ def test_firewall_holds_the_wanted_openings_and_drops_what_its_owner_no_longer_w
     finally:
         lab.ssh("model-a1", "sudo -n ufw delete allow from 10.213.9.250 to any port 8009 proto tcp;"
                 " sudo -n ufw delete allow from 10.213.9.251 to any port 8010 proto tcp")
+
+
+def test_a_tag_narrows_a_run_to_its_role(converged_lab):
+    """site.yml --tags node_exporter on the converged lab: the inventory check and the replica plan (tagged
+    always), then only node exporter's tasks - and the firewall rules it opens through the firewall role's
+    rules.yml - on every host; nothing changes."""
+    proc = converged_lab.playbook("site.yml", "--tags", "node_exporter", callback="ansible.posix.json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    roles = set()
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            if not any(not result.get("skipped") for result in task["hosts"].values()):
+                continue
+            name = task["task"]["name"]
+            if name == "Gathering Facts":
+                continue  # tagged always by Ansible (facts are cached: gathered once per host)
+            role = name.split(" : ", 1)[0].rsplit(".", 1)[-1] if " : " in name else None
+            roles.add(role or play["play"]["name"])
+    # The plan's tasks are model_server's plan.yml; the firewall's are its rules.yml, included by node_exporter.
+    assert roles <= {"Validate the inventory", "Plan the model-server replicas", "model_server", "node_exporter",
+                     "firewall"}, roles
+    assert "node_exporter" in roles
+    assert set(report["stats"]) == set(converged_lab.hosts)
+    assert all(stats["changed"] == 0 and stats["failures"] == 0 for stats in report["stats"].values()), report["stats"]
