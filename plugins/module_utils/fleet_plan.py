@@ -61,9 +61,7 @@ def fleet_plan(hosts):
     front address also has "virtual_ip": its VRRP group's address, router id, its priority and its peers'
     addresses (module_utils/virtual_ip.py); the load balancer role puts the address in its certificate."""
     entries = dict((host["name"], host_entry(host)) for host in hosts)
-    peers = [(host["name"], entries[host["name"]]["address"], (host.get("validated") or {})["virtual_ip"])
-             for host in hosts if ((host.get("validated") or {}).get("virtual_ip") or {}).get("virtual_ip_address")
-             and not list(virtual_ip.host_problems(host["validated"]["virtual_ip"]))]
+    peers = virtual_ip.valid_peers(hosts, lambda host: entries[host["name"]]["address"])
     for name, entry in virtual_ip.plan(peers).items():
         entries[name]["virtual_ip"] = entry
     return {"hosts": entries}

@@ -360,9 +360,7 @@ def fleet_problems(hosts, groups):
 
 def vip_peers(hosts):
     """(name, fleet address, virtual_ip values) of the load balancers with a valid VIP of their own."""
-    return [(h["name"], fleet_address(h["name"], h["values"]), h["validated"]["virtual_ip"]) for h in hosts
-            if h["validated"].get("virtual_ip", {}).get("virtual_ip_address")
-            and not list(virtual_ip.host_problems(h["validated"]["virtual_ip"]))]
+    return virtual_ip.valid_peers(hosts, lambda h: fleet_address(h["name"], h["values"]))
 
 
 def key_scope_problems(hosts, models):

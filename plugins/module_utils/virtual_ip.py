@@ -31,6 +31,17 @@ SHARED = ("virtual_ip_auth_pass", "virtual_ip_router_id", "virtual_ip_advert_int
           "virtual_ip_preempt")
 
 
+def valid_peers(hosts, address_of):
+    """(name, fleet address, virtual_ip values) of the resolved hosts (fleet_validate's) that have a VIP
+    whose values pass host_problems; address_of(host) gives a host's fleet address."""
+    peers = []
+    for host in hosts:
+        values = (host.get("validated") or {}).get("virtual_ip") or {}
+        if values.get("virtual_ip_address") and not list(host_problems(values)):
+            peers.append((host["name"], address_of(host), values))
+    return peers
+
+
 def interface_address(cidr):
     """ipaddress.IPv4Interface of a 'ADDRESS/PREFIX' string; ValueError with the reason otherwise."""
     if not isinstance(cidr, str) or "/" not in cidr:
