@@ -1,4 +1,4 @@
-"""The lab's engine image builds (lab/engine_images.py): built once per recipe, in order (b2 and
+"""The lab's engine image builds (lab/fleetlab/engine_images.py): built once per recipe, in order (b2 and
 broken on top of b1), without network, saved as docker archives; kept while the recipe holds.
 podman and apt-get are recorded; the files are real."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[3] / "lab" / "engine_images.py"
+PATH = Path(__file__).resolve().parents[3] / "lab" / "fleetlab" / "engine_images.py"
 
 
 @pytest.fixture(name="images")

@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "roles" / "model_server" / "files" / "llamacpp_serve.py"
 NAME = "localhost/llmfleet-engines/llamacpp"
 BUILDS = ("b1", "b2", "broken")
