@@ -155,7 +155,11 @@ class LabNetwork:
 
 
 class _ContainerEngine(HostEngine):
-    """podman and docker: the same CLI verbs."""
+    """podman and docker: the same CLI verbs, and hosts on the lab network."""
+
+    def __init__(self, machine: Machine, network: LabNetwork):
+        super().__init__(machine)
+        self.network = network
 
     def cli(self, *args: str, check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess:
         raise NotImplementedError
@@ -189,10 +193,6 @@ class _ContainerEngine(HostEngine):
 
 class PodmanEngine(_ContainerEngine):
     name = "podman"
-
-    def __init__(self, machine: Machine, network: LabNetwork):
-        super().__init__(machine)
-        self.network = network
 
     def cli(self, *args, check=True, input_text=None):
         return self.machine.podman(*args, check=check, input_text=input_text)
@@ -230,10 +230,6 @@ class PodmanEngine(_ContainerEngine):
 class DockerEngine(_ContainerEngine):
     name = "docker"
     DAEMON = "dockerd"
-
-    def __init__(self, machine: Machine, network: LabNetwork):
-        super().__init__(machine)
-        self.network = network
 
     def cli(self, *args, check=True, input_text=None):
         return self.machine.docker(*args, check=check, input_text=input_text)
