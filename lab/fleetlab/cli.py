@@ -86,8 +86,8 @@ class Lab:
             addresses[spec.name] = self.ensure_ssh(args.name, spec, tag, addresses[spec.name])
             self.install_admin_account(container_name(args.name, spec.name), self.engines[spec.engine])
         access.scan_host_keys(s, list(addresses.values()))
-        gateways = {name: engine.gateway_address() for name, engine in self.engines.items()
-                    if engine.gateway_address() != s.gateway}
+        gateways = {name: address for name, address in
+                    ((name, engine.gateway_address()) for name, engine in self.engines.items()) if address != s.gateway}
         inv = inventory.inventory(s, args.name, specs, addresses, images, gateways)
         path = Path(args.inventory) if args.inventory else s.inventory_path(args.name)
         inventory.write_yaml_inventory(path, inv)
@@ -125,8 +125,7 @@ class Lab:
             if not self.engines[name].hosts():
                 self.engines[name].teardown(args.purge)
         if not self.hosts():
-            gateway_name = gateway.MAIN
-            self.machine.stop_daemon(gateway_name)
+            self.machine.stop_daemon(gateway.MAIN)
             self.engines["podman"].teardown(args.purge)
             owner.release(s)
             if args.purge:
