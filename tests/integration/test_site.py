@@ -1,11 +1,16 @@
 """site.yml on the lab, through ansible-runner, and the real state it leaves on every host."""
 
 import json
+import re
 import subprocess
+import time
 
 import pytest
 import testinfra
 from conftest import REPO, VENV_BIN, ansible_env
+
+# Role tasks tagged always (tests/unit/test_tags.py): Ansible's argument check, the switch, the input check.
+ALWAYS = re.compile(r"(End the role when|Validat)")
 
 pytestmark = pytest.mark.lab
 
@@ -173,9 +178,9 @@ def test_a_tag_narrows_a_run_to_its_role(converged_lab):
             if not any(not result.get("skipped") for result in task["hosts"].values()):
                 continue
             name = task["task"]["name"]
-            if name == "Gathering Facts" or "Validating arguments against arg spec" in name:
-                # Tagged always by Ansible itself: facts (cached, gathered once per host) and each role's
-                # check of its arguments, which changes nothing.
+            if name == "Gathering Facts" or ALWAYS.search(name):
+                # Tagged always: facts (cached, gathered once per host), each role's check of its arguments
+                # (by Ansible itself), its switch and its input check, which change nothing.
                 continue
             role = name.split(" : ", 1)[0].rsplit(".", 1)[-1] if " : " in name else None
             roles.add(role or play["play"]["name"])
@@ -186,3 +191,56 @@ def test_a_tag_narrows_a_run_to_its_role(converged_lab):
     assert "node_exporter" in roles
     assert set(report["stats"]) == set(converged_lab.hosts)
     assert all(stats["changed"] == 0 and stats["failures"] == 0 for stats in report["stats"].values()), report["stats"]
+
+
+def ran_tasks(report):
+    """{task name: hosts it ran on (not skipped)} of an ansible.posix.json report."""
+    ran = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            hosts = {h for h, result in task["hosts"].items() if not result.get("skipped")}
+            if hosts:
+                ran.setdefault(task["task"]["name"], set()).update(hosts)
+    return ran
+
+
+def test_verify_checks_the_fleet_and_changes_nothing(converged_lab):
+    """site.yml --tags verify on the converged lab: every role's checks of the effective state ran (the
+    exporters answer, the load balancers answer, sshd's effective settings, the replicas' completions), and
+    not one task that installs or configures - taken from the site's own task list (tagged install or
+    configure, not verify or always) - ran; nothing changes."""
+    listing = converged_lab.playbook("site.yml", "--list-tasks")
+    assert listing.returncode == 0, listing.stdout[-3000:]
+    not_verify = set()
+    for line in listing.stdout.splitlines():
+        if "\tTAGS: [" in line and " : " in line:
+            name, tags = line.strip().rsplit("\tTAGS: [", 1)
+            tags = set(tags.rstrip("]").split(", "))
+            if tags & {"install", "configure"} and not tags & {"verify", "always"}:
+                not_verify.add(name)
+    assert len(not_verify) > 80, len(not_verify)
+    started = time.monotonic()
+    proc = converged_lab.playbook("site.yml", "--tags", "verify", callback="ansible.posix.json")
+    seconds = time.monotonic() - started
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    ran = ran_tasks(report)
+    assert not set(ran) & not_verify, sorted(set(ran) & not_verify)
+    hosts = set(converged_lab.hosts)
+    models = {h for h in hosts if h.startswith("model-")}
+    expected = {
+        "llmfleet.cluster.node_exporter : Check that node exporter serves metrics": hosts,
+        "llmfleet.cluster.load_balancer : Check that the load balancer answers on its health port":
+            {h for h in hosts if h.startswith("lb")},
+        "llmfleet.cluster.ssh_hardening : Check the settings that keep passwords and root out": hosts,
+        "llmfleet.cluster.prometheus : Check that the running configuration and rules are the ones written": {"infra1"},
+        "llmfleet.cluster.model_server : Wait until every replica answers chat completions": models,
+    }
+    for name, where in expected.items():
+        assert ran.get(name) == where, (name, ran.get(name))
+    assert any(name.startswith("llmfleet.cluster.docker : ") and not ALWAYS.search(name) for name in ran), sorted(ran)
+    assert set(report["stats"]) == hosts
+    assert all(stats["changed"] == 0 and stats["failures"] == 0 for stats in report["stats"].values()), report["stats"]
+    (REPO / ".lab" / "results").mkdir(parents=True, exist_ok=True)
+    (REPO / ".lab" / "results" / "verify-run.json").write_text(json.dumps(
+        {"seconds": round(seconds, 1), "tasks_ran": len(ran), "hosts": len(hosts)}, indent=2))
