@@ -204,11 +204,14 @@ def ran_tasks(report):
     return ran
 
 
-def test_verify_checks_the_fleet_and_changes_nothing(converged_lab):
+def test_verify_checks_the_fleet_and_changes_nothing(converged_lab, tmp_path):
     """site.yml --tags verify on the converged lab: every role's checks of the effective state ran (the
     exporters answer, the load balancers answer, sshd's effective settings, the replicas' completions), and
     not one task that installs or configures - taken from the site's own task list (tagged install or
-    configure, not verify or always) - ran; nothing changes."""
+    configure, not verify or always) - ran; nothing changes. Run with an inventory that describes another
+    release than the one running (a larger context, as in the middle of an update): verify alone must not
+    write the inventory's release into the nodes' records (what a rollback returns to) - only a run that
+    applied it and saw it serve does."""
     listing = converged_lab.playbook("site.yml", "--list-tasks")
     assert listing.returncode == 0, listing.stdout[-3000:]
     not_verify = set()
@@ -219,28 +222,50 @@ def test_verify_checks_the_fleet_and_changes_nothing(converged_lab):
             if tags & {"install", "configure"} and not tags & {"verify", "always"}:
                 not_verify.add(name)
     assert len(not_verify) > 80, len(not_verify)
+    inventory = converged_lab.inventory_copy(tmp_path, lambda inv: None)
+    (inventory / "group_vars" / "model_nodes" / "zz-release.yml").write_text(json.dumps({"model_server_llamacpp_ctx_size": 8192}))
+    records = "sudo -n md5sum /etc/llmfleet/model_server-*.json"
+    models = sorted(h for h in converged_lab.hosts if h.startswith("model-"))
+    before = {node: converged_lab.ssh(node, records).stdout for node in models}
     started = time.monotonic()
-    proc = converged_lab.playbook("site.yml", "--tags", "verify", callback="ansible.posix.json")
+    proc = converged_lab.playbook("site.yml", "--tags", "verify", inventory=inventory, callback="ansible.posix.json")
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout[proc.stdout.index("{"):])
     ran = ran_tasks(report)
     assert not set(ran) & not_verify, sorted(set(ran) & not_verify)
     hosts = set(converged_lab.hosts)
-    models = {h for h in hosts if h.startswith("model-")}
     expected = {
         "llmfleet.cluster.node_exporter : Check that node exporter serves metrics": hosts,
         "llmfleet.cluster.load_balancer : Check that the load balancer answers on its health port":
             {h for h in hosts if h.startswith("lb")},
         "llmfleet.cluster.ssh_hardening : Check the settings that keep passwords and root out": hosts,
         "llmfleet.cluster.prometheus : Check that the running configuration and rules are the ones written": {"infra1"},
-        "llmfleet.cluster.model_server : Wait until every replica answers chat completions": models,
+        "llmfleet.cluster.model_server : Wait until every replica answers chat completions": set(models),
     }
     for name, where in expected.items():
         assert ran.get(name) == where, (name, ran.get(name))
     assert any(name.startswith("llmfleet.cluster.docker : ") and not ALWAYS.search(name) for name in ran), sorted(ran)
     assert set(report["stats"]) == hosts
-    assert all(stats["changed"] == 0 and stats["failures"] == 0 for stats in report["stats"].values()), report["stats"]
+    assert {h: s for h, s in report["stats"].items() if s["changed"] or s["failures"]} == {}
+    assert "llmfleet.cluster.model_server : Record the release the replicas run" not in ran
+    assert {node: converged_lab.ssh(node, records).stdout for node in models} == before
     (REPO / ".lab" / "results").mkdir(parents=True, exist_ok=True)
     (REPO / ".lab" / "results" / "verify-run.json").write_text(json.dumps(
         {"seconds": round(seconds, 1), "tasks_ran": len(ran), "hosts": len(hosts)}, indent=2))
+
+
+def test_check_mode_of_a_converged_model_server_shows_nothing(converged_lab):
+    """site.yml --check --tags model_server on the converged lab: no change on any model node, the container
+    zone included, whose image is a tag in the private registry (community.docker's pull reported every tag
+    as changed in check mode; the role asks the engine what the tag names now instead, and pins that digest,
+    which is the one its containers run)."""
+    proc = converged_lab.playbook("site.yml", "--check", "--tags", "model_server", callback="ansible.posix.json")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    ran = ran_tasks(report)
+    containers = converged_lab.container_nodes()
+    assert ran.get("llmfleet.cluster.model_server : Ask the registry what the engine's image names now (check mode)") == containers
+    changed = {host: stats["changed"] for host, stats in report["stats"].items() if stats["changed"]}
+    assert changed == {}, [(task["task"]["name"], host) for play in report["plays"] for task in play["tasks"]
+                           for host, result in task["hosts"].items() if result.get("changed")]
