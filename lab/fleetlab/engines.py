@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from . import gateway
@@ -364,6 +365,7 @@ class DockerEngine(_ContainerEngine):
 class NspawnEngine(HostEngine):
     name = "nspawn"
     GATEWAY = "gateway-nspawn"
+    HOST_MACHINE_ID = Path("/etc/machine-id")
 
     def _dir(self, cname: str) -> Path:
         return self.settings.state / "nspawn" / cname
@@ -465,18 +467,40 @@ class NspawnEngine(HostEngine):
         resolv.unlink(missing_ok=True)
         resolv.write_text("nameserver 127.0.0.1\n")
         self.machine.log_path(cname).parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            # --link-journal=no: the lab reads the hosts' logs over SSH, nothing of them on this machine.
+            "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot", "--directory", str(rootfs),
+            "--link-journal=no",
+            "--machine", cname, "--hostname", spec.name, "--network-bridge", s.nspawn_bridge, "--resolv-conf=off",
+            "--drop-capability", NSPAWN_DROPPED_CAPABILITIES,
+            # systemd mounts it itself when it has CAP_SYS_ADMIN; here nspawn provides it.
+            "--tmpfs", "/run/lock", "--console", "read-only",
+        ]
         with open(self.machine.log_path(cname), "ab") as logfile:
-            proc = subprocess.Popen([
-                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot", "--directory", str(rootfs),
-                "--machine", cname, "--hostname", spec.name, "--network-bridge", s.nspawn_bridge, "--resolv-conf=off",
-                "--drop-capability", NSPAWN_DROPPED_CAPABILITIES,
-                # systemd mounts it itself when it has CAP_SYS_ADMIN; here nspawn provides it.
-                "--tmpfs", "/run/lock", "--console", "read-only",
-            ], stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(self._with_machine_id(command), stdout=logfile, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
         (directory / "host.json").write_text(json.dumps({
             "cname": cname, "lab": lab, "name": spec.name, "groups": spec.groups, "zone": spec.zone,
             "address": address, "pid": proc.pid}))
         self._init_pid(cname)
+
+    def _with_machine_id(self, command: list[str]) -> list[str]:
+        """systemd-nspawn derives the container side's MAC address (--network-bridge) from this machine's
+        machine ID and refuses to start without one ("Failed to generate predictable MAC address for container
+        side: No medium found"). A machine (a CI runner, a container) may have an empty /etc/machine-id: nspawn
+        then runs in a mount namespace of its own where a lab machine ID, kept with the nspawn hosts' state,
+        is bound over it. This machine's own file is left as it is."""
+        try:
+            if self.HOST_MACHINE_ID.read_text().strip():
+                return command
+        except OSError:
+            pass
+        machine_id = self.settings.state / "nspawn" / "machine-id"
+        if not machine_id.exists():
+            machine_id.parent.mkdir(parents=True, exist_ok=True)
+            machine_id.write_text(uuid.uuid4().hex + "\n")
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                'mount --bind "$0" /etc/machine-id && exec "$@"', str(machine_id), *command]
 
     def remove(self, cname):
         """Power the host off through its init (SIGRTMIN+4), wait for nspawn to exit, remove its files."""

@@ -54,7 +54,7 @@ def drill(lab, apis, name):
     servers = [f"{n}-r{i}" for n in nodes for i in (0, 1)]
     assert all(haproxy_stat(lab)[s]["status"] == "UP" for s in servers)
     out_at = None
-    with Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=60, max_requests=4000) as load:
+    with Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=90, max_requests=4000) as load:
         time.sleep(4)
         stopped_at = time.monotonic()
         try:
@@ -67,7 +67,14 @@ def drill(lab, apis, name):
                     out_at = time.monotonic()
                     break
                 time.sleep(0.2)
-            time.sleep(10)  # the zone out, under load
+            # The zone out, under load: 10 s at least, and until each LB has served some requests begun after
+            # the stop. A request that reached a stopping engine may hang until the client's timeout (20 s;
+            # seen on nginx, which has no active check: the engine still accepts while it ends), and that
+            # client sends nothing meanwhile.
+            while out_at is not None and time.monotonic() - out_at < 40 and (
+                    time.monotonic() - out_at < 10 or min(
+                        len([r for r in list(load.results) if r[3] == lb and r[0] >= out_at]) for lb in apis) < 12):
+                time.sleep(0.5)
             load.stop.set()
         finally:
             for node in nodes:

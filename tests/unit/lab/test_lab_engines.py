@@ -38,3 +38,24 @@ def test_nspawn_hosts_are_listed_from_their_records(settings, tmp_path):
     assert engine.hosts("other") == []
     assert engine.address("llmfleet-t-n1") == "10.213.11.10"
     assert engines.container_name("t", "n1") == "llmfleet-t-n1"
+
+
+def test_nspawn_gets_a_lab_machine_id_where_this_machines_is_empty(settings, tmp_path, monkeypatch):
+    engine = engines.engines(Machine(settings))["nspawn"]
+    host_id = tmp_path / "machine-id"
+    monkeypatch.setattr(type(engine), "HOST_MACHINE_ID", host_id)
+    command = ["systemd-nspawn", "--boot"]
+    host_id.write_text("0123456789abcdef0123456789abcdef\n")
+    assert engine._with_machine_id(command) == command
+    for content in ("", "\n"):
+        host_id.write_text(content)
+        wrapped = engine._with_machine_id(command)
+        assert wrapped[:5] == ["unshare", "--mount", "--propagation", "private", "--"]
+        assert wrapped[-2:] == command
+        lab_id = settings.state / "nspawn" / "machine-id"
+        assert wrapped[-3] == str(lab_id)
+        assert len(lab_id.read_text().strip()) == 32
+    # One lab machine ID: the hosts' MAC addresses stay the same from one start to the next.
+    assert engine._with_machine_id(command) == wrapped
+    host_id.unlink()
+    assert engine._with_machine_id(command)[-2:] == command
