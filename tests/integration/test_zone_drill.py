@@ -68,9 +68,9 @@ def drill(lab, apis, name):
                     break
                 time.sleep(0.2)
             # The zone out, under load: 10 s at least, and until each LB has served some requests begun after
-            # the stop. A request that reached a stopping engine may hang until the client's timeout (20 s;
-            # seen on nginx, which has no active check: the engine still accepts while it ends), and that
-            # client sends nothing meanwhile.
+            # the zone was out. A request that reached a stopping engine may hang until the client's timeout
+            # (20 s; seen through either LB: llama.cpp still accepts while it ends), and that client sends
+            # nothing meanwhile.
             while out_at is not None and time.monotonic() - out_at < 40 and (
                     time.monotonic() - out_at < 10 or min(
                         len([r for r in list(load.results) if r[3] == lb and r[0] >= out_at]) for lb in apis) < 12):
