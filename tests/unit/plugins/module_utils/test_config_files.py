@@ -1,0 +1,134 @@
+import os
+
+import pytest
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import config_files as cf
+
+UID, GID = os.geteuid(), os.getegid()
+
+
+def ids(kind, name):
+    return {"user": {"root": UID, "svc": UID}, "group": {"root": GID}}[kind].get(name)
+
+
+def specs(*items):
+    out = cf.normalise(list(items), ids)
+    for spec in out:
+        if spec["content"] is not None:
+            spec["content"] = spec["content"].encode()
+    return out
+
+
+class Runs(object):
+    def __init__(self, rc=0):
+        self.rc, self.calls = rc, []
+
+    def __call__(self, argv):
+        self.calls.append(argv)
+        # What a real check sees: the staged file exists, with the new content.
+        assert os.path.exists(argv[-1])
+        return self.rc, "", "refused" if self.rc else ""
+
+
+def test_writes_creates_directories_in_order_and_is_idempotent(tmp_path):
+    d = tmp_path / "conf.d"
+    wanted = specs({"path": str(tmp_path / "issue"), "content": "hi\n"},
+                   {"path": str(d), "state": "directory", "mode": "0750"},
+                   {"path": str(d / "60.conf"), "content": "[x]\n", "mode": "0600"})
+    result = cf.apply(wanted, cf.Node(), Runs())
+    assert result["changed"]
+    assert [f["changes"] for f in result["files"]] == [["created"], ["created"], ["created"]]
+    assert (tmp_path / "issue").read_text() == "hi\n"
+    assert oct(d.stat().st_mode & 0o7777) == "0o750"
+    assert oct((d / "60.conf").stat().st_mode & 0o7777) == "0o600"
+    again = cf.apply(wanted, cf.Node(), Runs())
+    assert again == {"changed": False, "files": [], "diff": []}
+
+
+def test_check_mode_reports_content_and_mode_changes_and_writes_nothing(tmp_path):
+    path = tmp_path / "login.defs"
+    path.write_text("old\n")
+    os.chmod(path, 0o600)
+    result = cf.apply(specs({"path": str(path), "content": "new\n"},
+                            {"path": str(tmp_path / "new.d"), "state": "directory"},
+                            {"path": str(tmp_path / "new.d" / "f"), "content": "x"}), cf.Node(), Runs(), check_mode=True)
+    assert result["files"] == [{"path": str(path), "changes": ["content", "mode"]},
+                               {"path": str(tmp_path / "new.d"), "changes": ["created"]},
+                               {"path": str(tmp_path / "new.d" / "f"), "changes": ["created"]}]
+    assert result["diff"][0]["before"] == "old\n" and result["diff"][0]["after"] == "new\n"
+    assert path.read_text() == "old\n" and not (tmp_path / "new.d").exists()
+
+
+def test_mode_only_change_keeps_the_content_and_inode(tmp_path):
+    path = tmp_path / "sudoers"
+    path.write_text("x\n")
+    inode = path.stat().st_ino
+    result = cf.apply(specs({"path": str(path), "content": "x\n", "mode": "0440"}), cf.Node(), Runs())
+    assert result["files"] == [{"path": str(path), "changes": ["mode"]}] and result["diff"] == []
+    assert path.stat().st_ino == inode and oct(path.stat().st_mode & 0o777) == "0o440"
+
+
+def test_a_refused_file_leaves_every_file_of_the_call_unchanged(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.write_text("a0")
+    second.write_text("b0")
+    runs = Runs(rc=1)
+    wanted = specs({"path": str(first), "content": "a1"}, {"path": str(second), "content": "b1", "validate": "check -f %s"})
+    with pytest.raises(cf.ConfigFilesError, match=r"b: the new content failed its check \(check -f %s, rc 1\): refused"):
+        cf.apply(wanted, cf.Node(), runs)
+    assert first.read_text() == "a0" and second.read_text() == "b0"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporary file left
+    assert runs.calls[0][:2] == ["check", "-f"] and runs.calls[0][2].startswith(str(tmp_path / ".b."))
+
+
+def test_validate_sees_the_new_content(tmp_path):
+    path = tmp_path / "apt.conf"
+    seen = []
+
+    def run(argv):
+        with open(argv[2]) as handle:
+            seen.append(handle.read())
+        return 0, "", ""
+    cf.apply(specs({"path": str(path), "content": "new", "validate": "apt-config -c %s dump"}), cf.Node(), run)
+    assert seen == ["new"] and path.read_text() == "new"
+
+
+@pytest.mark.parametrize("item, message", [
+    ({"path": "etc/issue", "content": ""}, "path must be absolute"),
+    ({"path": "/etc/issue"}, "a file needs content"),
+    ({"path": "/etc/x.d", "state": "directory", "content": "x"}, "a directory has no content"),
+    ({"path": "/etc/issue", "content": "", "mode": "644x"}, "mode must be an octal string"),
+    ({"path": "/etc/issue", "content": "", "mode": "17777"}, "mode must be an octal string"),
+    ({"path": "/etc/issue", "content": "", "validate": "visudo -c"}, "validate must contain %s"),
+    ({"path": "/etc/issue", "content": "", "owner": "nobody-here"}, "no such user on this host: nobody-here"),
+    ({"path": "/etc/issue", "content": "", "group": "nogroup-here"}, "no such group on this host: nogroup-here"),
+    ({"path": "/etc/issue", "content": "", "state": "link"}, "state must be one of file, directory"),
+])
+def test_bad_entries_are_refused_naming_the_path(item, message):
+    with pytest.raises(cf.ConfigFilesError, match=message):
+        cf.normalise([item], ids)
+
+
+def test_a_path_listed_twice_is_refused():
+    with pytest.raises(cf.ConfigFilesError, match="/etc/issue is listed twice"):
+        cf.normalise([{"path": "/etc/issue", "content": "a"}, {"path": "/etc/issue", "content": "b"}], ids)
+
+
+def test_missing_directory_not_listed_is_an_error_and_nothing_is_written(tmp_path):
+    ok = tmp_path / "ok"
+    with pytest.raises(cf.ConfigFilesError, match="its directory .*/missing does not exist"):
+        cf.apply(specs({"path": str(ok), "content": "x"}, {"path": str(tmp_path / "missing" / "f"), "content": "x"}),
+                 cf.Node(), Runs())
+    assert not ok.exists()
+
+
+def test_a_directory_where_a_file_belongs_is_left_alone(tmp_path):
+    (tmp_path / "issue").mkdir()
+    with pytest.raises(cf.ConfigFilesError, match="issue is a directory on this host, not a file"):
+        cf.apply(specs({"path": str(tmp_path / "issue"), "content": "x"}), cf.Node(), Runs())
+
+
+def test_owner_difference_is_reported():
+    spec = specs({"path": "/etc/issue", "content": "x"})[0]
+    current = {"kind": "file", "mode": 0o644, "uid": UID + 1, "gid": GID, "content": b"x"}
+    assert cf.differences(spec, current) == ["owner"]
