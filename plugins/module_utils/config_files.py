@@ -102,8 +102,10 @@ class Node(object):
         self.set_attributes(path, mode, uid, gid)
 
     def stage(self, path, content, mode, uid, gid):
-        """A temporary file beside path with the content and attributes; its path."""
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=os.path.dirname(path))
+        """A temporary file beside path with the content and attributes; its path. Named .NAME.XXXX~: a run
+        killed before the move leaves a file that the readers of these directories skip (apt.conf.d ignores
+        *~, sudoers.d names with a dot or ~, the *.conf directories anything else)."""
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix="~", dir=os.path.dirname(path))
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)

@@ -79,6 +79,7 @@ def test_a_refused_file_leaves_every_file_of_the_call_unchanged(tmp_path):
     assert first.read_text() == "a0" and second.read_text() == "b0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporary file left
     assert runs.calls[0][:2] == ["check", "-f"] and runs.calls[0][2].startswith(str(tmp_path / ".b."))
+    assert runs.calls[0][2].endswith("~")  # what apt.conf.d and sudoers.d skip, should a killed run leave it
 
 
 def test_validate_sees_the_new_content(tmp_path):
