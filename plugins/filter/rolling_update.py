@@ -19,10 +19,12 @@ from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_plan
 LB_ITEM = "__rolling_update_lb"
 
 
-def rolling_update_lb_views(lb_results):
+def rolling_update_lb_views(lb_results, lbs=None):
     """lb_member results registered in a loop over the LBs (loop_var __rolling_update_lb: {host, engine,
     socket}) -> [{"lb", "engine", "error", "servers", "owned", "skipped", "report", "waited_seconds"}].
-    An unreachable LB (the tasks ignore unreachable hosts so that the run keeps control) is an error."""
+    An unreachable LB (the tasks ignore unreachable hosts so that the run keeps control) is an error.
+    With lbs (the LB list the calls were made from), the views follow its order, and an LB of it that
+    no result names is an error: its call did not run."""
     views = []
     for r in lb_results or []:
         lb = r.get(LB_ITEM) or {}
@@ -35,7 +37,24 @@ def rolling_update_lb_views(lb_results):
                       "error": error, "servers": r.get("servers") or {}, "owned": r.get("owned") or {},
                       "skipped": r.get("skipped") or {}, "report": r.get("report") or {},
                       "waited_seconds": float(r.get("waited_seconds") or 0)})
-    return views
+    if lbs is None:
+        return views
+    answered = set(v["lb"] for v in views)
+    for lb in lbs:
+        if lb["host"] not in answered:
+            views.append({"lb": lb["host"], "engine": lb.get("engine", "haproxy"), "error": "no answer: its call did not run",
+                          "servers": {}, "owned": {}, "skipped": {}, "report": {}, "waited_seconds": 0.0})
+    order = dict((lb["host"], i) for i, lb in enumerate(lbs))
+    return sorted(views, key=lambda v: order.get(v["lb"], len(order)))
+
+
+def rolling_update_lb_share(lbs, hosts, host):
+    """The load balancers host calls: the i-th LB goes to the (i mod len(hosts))-th host, so that every
+    host of the play calls its share at once and each LB is called exactly once."""
+    hosts = list(hosts)
+    if host not in hosts:
+        return []
+    return [lb for i, lb in enumerate(lbs or []) if hosts[i % len(hosts)] == host]
 
 
 def _number(value, kind):
@@ -173,6 +192,7 @@ class FilterModule(object):
             "rolling_update_plan": rolling_update_plan,
             "rolling_update_select_models": rolling_update_select_models,
             "rolling_update_lb_views": rolling_update_lb_views,
+            "rolling_update_lb_share": rolling_update_lb_share,
             "rolling_update_lb_list": rolling_update_lb_list,
             "rolling_update_left_alone": rolling_update_left_alone,
             "rolling_update_lb_problem": rolling_update_lb_problem,

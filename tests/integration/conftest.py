@@ -162,8 +162,9 @@ def converged_lab(lab):
     collections, installed, config = installed_collection(REPO / ".lab" / "collection")
     runs = [(REPO, {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}),
             (installed, {"ANSIBLE_CONFIG": str(config), "ANSIBLE_COLLECTIONS_PATH": str(collections)})]
-    results = []
-    for project, settings in runs:
+    results, seconds = [], {}
+    for (project, settings), name in zip(runs, ("site_from_repository", "site_from_installed_collection")):
+        started = time.monotonic()
         runner = ansible_runner.run(
             private_data_dir=str(private_data_dir),
             project_dir=str(project),
@@ -174,11 +175,16 @@ def converged_lab(lab):
             timeout=1200,
         )
         results.append(runner)
+        seconds[name] = round(time.monotonic() - started, 1)
         if runner.rc != 0:
             pytest.fail(f"site.yml ({project}) failed (rc {runner.rc}): {runner.stats}\n{runner.stdout.read()[-5000:]}")
     lab.site_runs = results
     lab.installed_collection = installed
+    started = time.monotonic()
     wait_for_background_work()
+    seconds["waiting_for_molecule"] = round(time.monotonic() - started, 1)
+    # Where the suite's longest setup goes (scripts/test prints it with its times).
+    (REPO / ".lab" / "converge-seconds.json").write_text(json.dumps(seconds))
     return lab
 
 

@@ -24,6 +24,28 @@ def test_lb_views_turn_unreachable_and_failed_items_into_errors():
     assert f.rolling_update_healthy(views) == ["a"]
 
 
+def test_lb_views_from_several_hosts_follow_the_lb_list_and_name_an_lb_nobody_called():
+    lbs = [{"host": "lb1", "engine": "haproxy"}, {"host": "lb2", "engine": "nginx"}, {"host": "lb3", "engine": "haproxy"}]
+    # Joined from two nodes' registered loops, in the nodes' order (lb3's share came first).
+    results = [{"__rolling_update_lb": lbs[2], "servers": {}}, {"__rolling_update_lb": lbs[0], "servers": {}}]
+    views = f.rolling_update_lb_views(results, lbs)
+    assert [(v["lb"], v["engine"], v["error"]) for v in views] == [
+        ("lb1", "haproxy", ""), ("lb2", "nginx", "no answer: its call did not run"), ("lb3", "haproxy", "")]
+    assert f.rolling_update_lb_problem(views).startswith("lb2: no answer")
+
+
+def test_lb_share_calls_every_lb_exactly_once_across_the_play():
+    lbs = [{"host": "lb%d" % i} for i in range(5)]
+    for hosts in (["a"], ["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d", "e", "f", "g"]):
+        shares = [f.rolling_update_lb_share(lbs, hosts, h) for h in hosts]
+        assert sorted(lb["host"] for share in shares for lb in share) == [lb["host"] for lb in lbs]
+        # As even as it gets: no host calls two LBs while another calls none.
+        assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    assert f.rolling_update_lb_share(lbs, ["a", "b"], "b") == [lbs[1], lbs[3]]
+    assert f.rolling_update_lb_share(lbs, ["a", "b"], "gone") == []
+    assert f.rolling_update_lb_share([], ["a"], "a") == []
+
+
 def test_soak_is_judged_per_lb_that_answered_both_looks():
     def view(lb, total, r5=0, error=""):
         return {"lb": lb, "engine": "haproxy", "error": error,
