@@ -239,6 +239,11 @@ def reconcile(node, server, replicas, check_mode=False):
     if not check_mode:
         if result["enabled"]:
             _run(node, ["enable"] + result["enabled"])
+        # A start of ours counts afresh: systemd keeps NRestarts when a unit is restarted while it waits
+        # to restart on its own (auto-restart; systemd 252, measured), and the fault agent would read a
+        # release rolled back after a crash loop as still looping (held out of the pool for its quiet time).
+        if restart or result["started"]:
+            _run(node, ["reset-failed"] + restart + result["started"])
         # All at once: the node's replicas load in parallel (the gate then waits for all of them).
         if restart:
             _run(node, ["restart"] + restart)

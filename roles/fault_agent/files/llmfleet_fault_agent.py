@@ -264,9 +264,12 @@ class Node:
             return "error", str(exc)
 
     def unit(self, kind, name):
-        """{"pids": [...], "restarts": int or None, "active": bool} of a replica's unit or container."""
+        """{"pids": [...], "restarts": int or None, "active": bool, "run": str} of a replica's unit or
+        container; "run" names its current run (systemd's InvocationID; the container's start time), ""
+        when unknown."""
         if kind == "systemd":
-            rc, out, _err = self.run(["systemctl", "show", "--property=MainPID,NRestarts,ActiveState,ControlGroup", name])
+            rc, out, _err = self.run(["systemctl", "show", "--property=MainPID,NRestarts,ActiveState,ControlGroup,InvocationID",
+                                      name])
             props = parse_properties(out) if rc == 0 else {}
             group = props.get("ControlGroup", "")
             pids = self.cgroup_pids([group]) if group else []
@@ -275,8 +278,9 @@ class Node:
                 pids = [int(main)]
             restarts = props.get("NRestarts", "")
             return {"pids": pids, "restarts": int(restarts) if restarts.isdigit() else None,
-                    "active": props.get("ActiveState") == "active"}
-        rc, out, _err = self.run(["docker", "inspect", "--format", "{{.State.Pid}} {{.RestartCount}} {{.State.Running}} {{.Id}}", name])
+                    "active": props.get("ActiveState") == "active", "run": props.get("InvocationID", "")}
+        rc, out, _err = self.run(["docker", "inspect", "--format",
+                                  "{{.State.Pid}} {{.RestartCount}} {{.State.Running}} {{.Id}} {{.State.StartedAt}}", name])
         fields = out.split() if rc == 0 else []
         if len(fields) < 4:
             return {"pids": [], "restarts": None, "active": False}
@@ -285,7 +289,7 @@ class Node:
         if not pids and fields[0].isdigit() and int(fields[0]) > 0:
             pids = [int(fields[0])]
         return {"pids": pids, "restarts": int(fields[1]) if fields[1].isdigit() else None,
-                "active": fields[2] == "true"}
+                "active": fields[2] == "true", "run": " ".join(fields[3:5])}
 
     @staticmethod
     def cgroup_pids(groups):
@@ -349,7 +353,8 @@ class Agent:
         self.config, self.node, self.clock = config, node, clock
         self.replicas = {r["name"]: r for r in config["replicas"]}
         self.state = dict((name, {"progress_at": None, "counter": None, "unanswered_since": None,
-                                  "restarts": None, "restart_times": collections.deque()})
+                                  "restarts": None, "run": "", "run_due": False,
+                                  "restart_times": collections.deque()})
                           for name in self.replicas)
         self.answers = dict((name, ("up 100%", "")) for name in self.replicas)
         self.gpu = {"enabled": config["gpu"] != "off" and any(r["gpus"] for r in config["replicas"]),
@@ -393,15 +398,28 @@ class Agent:
         info = self.node.unit(kind, unit)
         state = self.state[name]
         window = self.config["restart_window"]
+        run = info.get("run", "")
         if info["restarts"] is not None:
+            new_run = bool(run and state["run"] and run != state["run"])
             if state["restarts"] is not None and info["restarts"] > state["restarts"]:
                 state["restart_times"].extend([now] * (info["restarts"] - state["restarts"]))
-            elif state["restarts"] is not None and info["restarts"] < state["restarts"]:
-                # Started on purpose (systemctl restart, a new container: a rollback, an update): systemd
-                # and Docker count afresh, and so does the agent. Otherwise a release rolled back after it
-                # crashed in a loop would stay out of the pool for the rest of the window (seen in CI).
+                # The service manager counts a restart before its new run starts: a look in between sees
+                # the count grown on the old run, and the next look the new run that belongs to it.
+                state["run_due"] = not new_run
+            elif state["restarts"] is not None and (info["restarts"] < state["restarts"]
+                                                    or (new_run and not state["run_due"])):
+                # Started on purpose (systemctl restart, a new container: a rollback, an update): the
+                # agent counts afresh. Otherwise a release rolled back after it crashed in a loop stays out
+                # of the pool until restart_quiet has passed (seen in CI). systemd resets NRestarts only when
+                # the unit was running: restarted while it waited to restart on its own (auto-restart) it
+                # keeps the count (systemd 252, measured), so a new run that no counted restart explains
+                # is a deliberate start too.
                 state["restart_times"].clear()
+                state["run_due"] = False
+            elif new_run:
+                state["run_due"] = False
             state["restarts"] = info["restarts"]
+            state["run"] = run
         while state["restart_times"] and now - state["restart_times"][0] > window:
             state["restart_times"].popleft()
         # A loop goes on restarting; one that has stayed up for restart_quiet since its last restart is

@@ -181,6 +181,40 @@ def test_a_deliberate_restart_ends_a_loop_at_once():
     assert word(agent) == "up 100%"
 
 
+def test_a_deliberate_restart_while_systemd_waits_to_restart_ends_a_loop():
+    """systemd 252 keeps NRestarts when a unit is restarted while it waits to restart on its own
+    (auto-restart): the rollback of a crashing release then shows only as a new run (InvocationID)."""
+    agent, node, clock = make(restart_limit=3, restart_window=300, restart_quiet=30)
+    unit = ("systemd", "llmfleet-llm-0.service")
+    for restarts, run in ((0, "a"), (1, "b"), (2, "c"), (3, "d")):
+        node.units[unit] = {"pids": [42], "restarts": restarts, "active": True, "run": run}
+        agent.probe()
+        clock.now += 1
+    assert word(agent) == "down"
+    node.units[unit] = {"pids": [43], "restarts": 3, "active": True, "run": "rollback"}
+    clock.now += 1
+    assert word(agent) == "up 100%"
+
+
+def test_a_restart_seen_before_its_new_run_is_still_counted():
+    """The service manager counts a restart before the new run starts: a look in between (count grown,
+    old run) and the next (new run) are one automatic restart, not a deliberate start."""
+    agent, node, clock = make(restart_limit=3, restart_window=300, restart_quiet=30)
+    unit = ("systemd", "llmfleet-llm-0.service")
+    for restarts, run in ((0, "a"), (1, "a"), (1, "b"), (2, "b"), (2, "c"), (3, "c"), (3, "d")):
+        node.units[unit] = {"pids": [42], "restarts": restarts, "active": True, "run": run}
+        agent.probe()
+        clock.now += 1
+    assert "restart loop: 3 restarts" in agent.answer("n1-r0")
+    # Without a run (an agent reading an older systemd, or a container without a start time) only the count decides.
+    agent, node, clock = make(restart_limit=3, restart_window=300)
+    for restarts in (0, 1, 2, 3, 3):
+        node.units[unit] = {"pids": [42], "restarts": restarts, "active": True, "run": ""}
+        agent.probe()
+        clock.now += 1
+    assert word(agent) == "down"
+
+
 def test_a_first_look_at_old_restarts_is_no_loop():
     agent, node, _clock = make(restart_limit=3)
     node.units[("systemd", "llmfleet-llm-0.service")] = {"pids": [42], "restarts": 17, "active": True}
@@ -353,3 +387,22 @@ def test_the_dcgm_exporters_last_xid_is_a_second_source():
 def test_labels_with_escaped_quotes_parse():
     text = 'm{a="x\\"y",b="2"} 3\nmore{a="1"} 4\n'
     assert agent_mod.parse_samples(text, "m") == [({"a": 'x\\"y', "b": "2"}, 3.0)]
+
+
+def test_a_units_run_is_read_from_systemd_and_docker():
+    """The real Node's reading of a unit and a container (their commands answered here): the run that
+    tells a deliberate start from an automatic restart is systemd's InvocationID, a container's id and
+    start time."""
+    answers = {
+        "systemctl": "MainPID=42\nNRestarts=3\nActiveState=active\nControlGroup=\nInvocationID=5f0c\n",
+        "docker": "77 2 true 9abc 2026-12-05T21:42:08.1Z\n",
+    }
+
+    class Canned(agent_mod.Node):
+        def run(self, args):
+            return 0, answers[args[0]], ""
+
+    node = Canned(timeout=1)
+    assert node.unit("systemd", "llmfleet-llm-0.service") == {"pids": [42], "restarts": 3, "active": True, "run": "5f0c"}
+    assert node.unit("docker", "llmfleet-llm-0") == {"pids": [77], "restarts": 2, "active": True,
+                                                     "run": "9abc 2026-12-05T21:42:08.1Z"}

@@ -17,7 +17,7 @@ RELEASE = {"engine": "llamacpp", "model_name": "smollm2", "model_path": "/srv/mo
 
 
 class FakeSystemctl(object):
-    """systemctl as far as reconcile uses it: show, enable, disable --now, start, restart, daemon-reload."""
+    """systemctl as far as reconcile uses it: show, enable, disable --now, reset-failed, start, restart, daemon-reload."""
 
     def __init__(self, active=(), enabled=()):
         self.active, self.enabled, self.calls = set(active), set(enabled), []
@@ -86,8 +86,10 @@ def test_first_run_writes_enables_and_starts_every_replica(node):
     env = os.path.join(node.env_dir, "llmfleet-llm-0")
     assert oct(os.stat(env).st_mode & 0o777) == "0o640"
     # One reload, one enable and one restart for both replicas.
-    assert node.systemctl.verbs() == ["daemon-reload", "enable", "restart"]
+    assert node.systemctl.verbs() == ["daemon-reload", "enable", "reset-failed", "restart"]
     assert node.systemctl.calls[-1] == ["restart", "llmfleet-llm-0.service", "llmfleet-llm-1.service"]
+    # Their restart counts start afresh (the fault agent reads a kept count as a crash loop).
+    assert node.systemctl.calls[-2] == ["reset-failed", "llmfleet-llm-0.service", "llmfleet-llm-1.service"]
 
 
 def test_a_second_run_changes_nothing_and_restarts_nothing(node):
@@ -104,7 +106,7 @@ def test_only_the_replica_whose_file_changed_restarts_without_a_reload_when_only
     node.systemctl.calls = []
     files[1]["environment"] += "EXTRA=1\n"
     result = replica_units.reconcile(node, "llm", files)
-    assert result["restarted"] == ["llmfleet-llm-1.service"] and node.systemctl.verbs() == ["restart"]
+    assert result["restarted"] == ["llmfleet-llm-1.service"] and node.systemctl.verbs() == ["reset-failed", "restart"]
 
 
 def test_a_stopped_replica_is_started_not_restarted_and_a_wrong_mode_is_fixed_without_a_restart(node):
@@ -116,7 +118,7 @@ def test_a_stopped_replica_is_started_not_restarted_and_a_wrong_mode_is_fixed_wi
     result = replica_units.reconcile(node, "llm", files)
     assert result["started"] == ["llmfleet-llm-0.service"] and result["restarted"] == []
     assert result["written"] == [os.path.join(node.env_dir, "llmfleet-llm-1")]
-    assert node.systemctl.verbs() == ["start"]
+    assert node.systemctl.verbs() == ["reset-failed", "start"]
 
 
 def test_replicas_the_plan_no_longer_has_are_stopped_and_removed_but_not_another_server_s(node):
