@@ -13,7 +13,7 @@ short_description: The packages of a list a host does not have installed
 version_added: 0.2.0
 description:
   - Returns the names in the input that are not in the host's C(ansible_facts.packages) (as
-    C(ansible.builtin.package_facts) reads them), in their order. When the host's packages were not
+    C(llmfleet.cluster.installed_packages) or C(ansible.builtin.package_facts) reads them), in their order. When the host's packages were not
     read, returns every name (whoever asks then lets apt decide, as without this filter).
   - Each role installs its own packages. An apt call on a host that has them all still costs a
     module run (apt loads its cache), ~5 s per role on a no-op run of the 9-host lab; the base role

@@ -1,0 +1,75 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: installed_packages
+short_description: Read a Debian host's installed packages into ansible_facts.packages, from dpkg
+version_added: 0.1.0
+description:
+  - Sets C(ansible_facts.packages) in the shape C(ansible.builtin.package_facts) gives it (name to a list
+    of C(name), C(version), C(arch), C(source)), read with C(dpkg-query) from dpkg's status file.
+  - Why not C(ansible.builtin.package_facts) (manager C(apt)) - it opens python3-apt's whole cache, every
+    package of every source list, to find the installed ones, ~0.4 s of CPU per host and read, which the
+    collection pays on every run (measured on the lab with 10 hosts, 5.6 s against ~1.4 s for a plain
+    module). This needs neither python3-apt nor the package lists.
+  - Only fully installed packages are listed; one half-installed, half-configured, unpacked or with only
+    its configuration files left is missing, so the install task that needs it runs.
+  - Changes nothing.
+options: {}
+attributes:
+  check_mode:
+    support: full
+    description: Changes nothing in any mode.
+  diff_mode:
+    support: none
+    description: Nothing to show; the module only reads.
+  facts:
+    support: full
+    description: Sets C(ansible_facts.packages).
+author: llmfleet maintainers (@llmfleet)
+"""
+
+EXAMPLES = r"""
+- name: Read the installed packages
+  llmfleet.cluster.installed_packages:
+
+- name: Install ufw only where it is missing
+  ansible.builtin.apt:
+    name: ufw
+  when: "['ufw'] | llmfleet.cluster.llmfleet_missing_packages(ansible_facts) | length > 0"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: The installed packages.
+  returned: success
+  type: dict
+  contains:
+    packages:
+      description: Package name to its installed instances (one per architecture).
+      type: dict
+      sample: {ufw: [{name: ufw, version: "0.36.2-1", arch: all, source: apt}]}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.llmfleet.cluster.plugins.module_utils import packages
+
+
+def main():
+    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    if not module.get_bin_path("dpkg-query"):
+        module.fail_json(msg="dpkg-query not found: installed_packages reads Debian's package database")
+    rc, out, err = module.run_command(packages.DPKG_QUERY, environ_update={"LC_ALL": "C"})
+    if rc != 0:
+        module.fail_json(msg="dpkg-query failed (rc %d): %s" % (rc, (err or out).strip()))
+    module.exit_json(changed=False, ansible_facts={"packages": packages.parse(out)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+from ansible_collections.llmfleet.cluster.plugins.module_utils import packages
+
+DPKG = (
+    "ii \tufw\t0.36.2-1\tall\n"
+    "ii \tlibc6\t2.36-9+deb12u9\tamd64\n"
+    "ii \tlibc6\t2.36-9+deb12u9\ti386\n"
+    "rc \tapache2\t2.4.62-1\tamd64\n"       # removed, its configuration files left
+    "iU \tauditd\t1:3.0.9-1\tamd64\n"       # unpacked, not configured
+    "iF \tsysstat\t12.6.1-1\tamd64\n"       # half-configured
+    "un \tnever-installed\t\t\n"
+    "garbage line\n"
+)
+
+
+def test_only_fully_installed_packages_are_listed_in_package_facts_shape():
+    found = packages.parse(DPKG)
+    assert sorted(found) == ["libc6", "ufw"]
+    assert found["ufw"] == [{"name": "ufw", "version": "0.36.2-1", "arch": "all", "source": "apt"}]
+    assert [p["arch"] for p in found["libc6"]] == ["amd64", "i386"]
+
+
+def test_nothing_installed_reads_empty():
+    assert packages.parse("") == {}
