@@ -16,8 +16,8 @@ description:
     of C(name), C(version), C(arch), C(source)), read with C(dpkg-query) from dpkg's status file.
   - Why not C(ansible.builtin.package_facts) (manager C(apt)) - it opens python3-apt's whole cache, every
     package of every source list, to find the installed ones, ~0.4 s of CPU per host and read, which the
-    collection pays on every run (measured on the lab with 10 hosts, 5.6 s against ~1.4 s for a plain
-    module). This needs neither python3-apt nor the package lists.
+    collection pays on every run (measured on the lab's 10 hosts, ad hoc, 6.4-7.0 s against 2.6-2.7 s for
+    this module and 2.2-2.5 s for C(ping)). This needs neither python3-apt nor the package lists.
   - Only fully installed packages are listed; one half-installed, half-configured, unpacked or with only
     its configuration files left is missing, so the install task that needs it runs.
   - Changes nothing.

@@ -21,3 +21,7 @@ def test_only_fully_installed_packages_are_listed_in_package_facts_shape():
 
 def test_nothing_installed_reads_empty():
     assert packages.parse("") == {}
+
+
+def test_a_held_package_is_installed():
+    assert sorted(packages.parse("hi \tdocker.io\t20.10.24+dfsg1-1+b3\tamd64\n")) == ["docker.io"]
