@@ -81,8 +81,9 @@ def engine_counters(hosts):
     """{replica: (cached, processed)} prompt tokens of every replica of the first model."""
     found = {}
     for name, values in hosts.items():
-        if not name.startswith("model-") or (REPO / f"inventories/lab/host_vars/{name}.yml").exists():
-            continue  # the second model's nodes (host_vars) are not the model under test
+        host_vars = REPO / f"inventories/lab/host_vars/{name}.yml"
+        if not name.startswith("model-") or (host_vars.exists() and "model_server_name" in yaml.safe_load(host_vars.read_text())):
+            continue  # the second model's nodes (host_vars name their server) are not the model under test
         for index, port in enumerate((8000, 8001)):
             text = ssh(values["ansible_host"], f"curl -s http://127.0.0.1:{port}/metrics")
             values_of = dict(line.split()[:2] for line in text.splitlines() if line.startswith("llamacpp:prompt_tokens"))

@@ -90,14 +90,75 @@ def llmfleet_models_problem(models):
 
 
 def model_server_local_urls(plan):
-    """A node's replicas as URLs on the node itself (health gates run there, past the firewall)."""
-    return ["http://127.0.0.1:%d" % int(replica["port"]) for replica in plan["replicas"]]
+    """A node's replicas (every server's; or one server's plan) as URLs on the node itself (health gates
+    run there, past the firewall)."""
+    return ["http://127.0.0.1:%d" % int(replica["port"])
+            for server in serving.plan_servers(plan) for replica in server["replicas"]]
 
 
 def model_server_local_watch(plan):
     """A node's replicas' processes for health_gate's watch, in the order of model_server_local_urls:
     systemd:UNIT for native replicas, docker:CONTAINER for containers (the same names the role gives them)."""
-    return [serving.replica_watch(plan["runtime"], plan["name"], replica["index"]) for replica in plan["replicas"]]
+    return [serving.replica_watch(server["runtime"], server["name"], replica["index"])
+            for server in serving.plan_servers(plan) for replica in server["replicas"]]
+
+
+def model_server_local_gate(plan, names=None):
+    """What health_gate needs to gate the replicas of the servers named (model_server_names; empty or
+    None: every server of the node) at once: {"urls", "watch", "models", "health_paths"}, one per replica
+    in the same order (each replica is asked for its own server's model)."""
+    chosen = [s for s in serving.plan_servers(plan) if not names or s["name"] in names]
+    return {
+        "urls": model_server_local_urls({"servers": chosen}),
+        "watch": model_server_local_watch({"servers": chosen}),
+        "models": [s["model_name"] for s in chosen for _replica in s["replicas"]],
+        "health_paths": [s["health_path"] for s in chosen for _replica in s["replicas"]],
+    }
+
+
+def model_server_node_servers(values):
+    """Every server of a node ([{model_server_<option>: value}], its own first; module_utils/serving.node_servers)."""
+    try:
+        return serving.node_servers(dict(values))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def model_server_node_plan(servers, address):
+    """A node's model_server_plan from its servers (module_utils/serving.node_plan)."""
+    try:
+        return serving.node_plan(address, list(servers))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def model_server_plan_replicas(plan):
+    """Every replica of a node's plan, of all its servers: [{"index", "port", "gpus", "server", "runtime",
+    "unit"}] (unit: llmfleet-SERVER-INDEX, the unit's or container's name)."""
+    return [dict(replica, server=server["name"], runtime=server["runtime"],
+                 unit=serving.replica_unit(server["name"], replica["index"]))
+            for server in serving.plan_servers(plan or {"servers": []}) for replica in server["replicas"]]
+
+
+def model_server_container_ports(plan):
+    """The engines' own ports of a node's servers that run in containers, sorted, once each (what its
+    routed firewall rules name)."""
+    return sorted(set(serving.ENGINES[s["engine"]]["container_port"] for s in serving.plan_servers(plan)
+                      if s["runtime"] == "docker"))
+
+
+def model_server_retired_servers(found, servers):
+    """The servers a node has replicas or a record of but no longer serves ([{name, containers}]):
+    module_utils/serving.retired_servers. servers: the node's servers (model_server_node_servers)."""
+    return serving.retired_servers(list(found), [s["model_server_name"] for s in servers])
+
+
+def model_server_select_servers(servers, names=None, releases=None):
+    """The servers (model_server_node_servers) the role runs now: those named (empty: all), each with the
+    release given for it in releases ({name: {model_server_<option>: value}}, a rollback's recorded one)."""
+    releases = releases or {}
+    return [dict(s, **releases.get(s["model_server_name"], {})) for s in servers
+            if not names or s["model_server_name"] in names]
 
 
 def model_server_unit_files(plan, release):
@@ -134,6 +195,13 @@ class FilterModule(object):
             "llmfleet_models_problem": llmfleet_models_problem,
             "model_server_local_urls": model_server_local_urls,
             "model_server_local_watch": model_server_local_watch,
+            "model_server_local_gate": model_server_local_gate,
+            "model_server_node_servers": model_server_node_servers,
+            "model_server_node_plan": model_server_node_plan,
+            "model_server_select_servers": model_server_select_servers,
+            "model_server_plan_replicas": model_server_plan_replicas,
+            "model_server_retired_servers": model_server_retired_servers,
+            "model_server_container_ports": model_server_container_ports,
             "model_server_pinned_image": model_server_pinned_image,
             "model_server_unit_files": model_server_unit_files,
         }

@@ -17,23 +17,24 @@ from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
 
 
 def agent_replicas(plan, host):
-    """The agent's replicas from a node's model_server_plan: [{"name", "watch", "metrics_url",
-    "engine", "gpus"}]. host: the node's inventory name."""
+    """The agent's replicas from a node's model_server_plan, of every server of the node: [{"name", "watch",
+    "metrics_url", "engine", "gpus"}]. host: the node's inventory name."""
     if not isinstance(plan, dict) or "replicas" not in plan:
         raise ValueError("%s: model_server_plan is not set: the fault agent watches the replicas that "
                          "playbooks/serving_plan.yml plans (run it, or serving.yml, in the same run)" % host)
-    engine = plan["engine"]
-    metrics_path = serving.ENGINES[engine]["metrics_path"]
     replicas = []
-    for replica in plan["replicas"]:
-        url = "http://%s:%d%s" % (_url_host(plan["address"]), replica["port"], metrics_path) if metrics_path else ""
-        replicas.append({
-            "name": serving.server_name(host, replica["index"]),
-            "watch": serving.replica_watch(plan["runtime"], plan["name"], replica["index"]),
-            "metrics_url": url,
-            "engine": engine,
-            "gpus": [str(g) for g in replica.get("gpus", [])],
-        })
+    for server in serving.plan_servers(plan):
+        engine = server["engine"]
+        metrics_path = serving.ENGINES[engine]["metrics_path"]
+        for replica in server["replicas"]:
+            url = "http://%s:%d%s" % (_url_host(plan["address"]), replica["port"], metrics_path) if metrics_path else ""
+            replicas.append({
+                "name": serving.replica_server_name(host, server, replica["index"]),
+                "watch": serving.replica_watch(server["runtime"], server["name"], replica["index"]),
+                "metrics_url": url,
+                "engine": engine,
+                "gpus": [str(g) for g in replica.get("gpus", [])],
+            })
     return replicas
 
 

@@ -248,10 +248,11 @@ def host_ports(groups, roles):
         if lb.get("load_balancer_http_port"):
             ports.append((lb["load_balancer_http_port"], "load_balancer_http_port"))
     if "model_server" in roles:
-        ms = roles["model_server"]
-        plan = fleet_rules.replica_plan(ms)
-        source = "model_server_replicas[%d]" if ms.get("model_server_replicas") else "model_server_base_port (replica %d)"
-        ports += [(replica["port"], source % replica["index"]) for replica in plan]
+        for position, server in enumerate(node_servers(roles["model_server"])):
+            entry = "" if position == 0 else "model_server_servers[%d] (%s) " % (position - 1, server["model_server_name"])
+            source = entry + ("replicas[%d]" if position else "model_server_replicas[%d]") if server.get(
+                "model_server_replicas") else entry + ("base_port" if position else "model_server_base_port") + " (replica %d)"
+            ports += [(replica["port"], source % replica["index"]) for replica in fleet_rules.replica_plan(server)]
     if "fault_agent" in roles:
         ports.append((roles["fault_agent"].get("fault_agent_port"), "fault_agent_port"))
     return [(int(port), name) for port, name in ports
@@ -264,16 +265,49 @@ def weights_source_problems(roles):
     would start on a path nothing fills."""
     if "model_server" not in roles or "model_weights" not in roles:
         return
-    path = str(roles["model_server"].get("model_server_model_path") or "")
     base = str(roles["model_weights"].get("model_weights_path") or "").rstrip("/")
     models = roles["model_weights"].get("model_weights_models") or []
-    if not base or not path.startswith(base + "/") or not isinstance(models, list):
+    if not base or not isinstance(models, list):
         return
     homes = ["%s/%s" % (base, m.get("name")) for m in models if isinstance(m, dict)]
-    if not any(path == home or path.startswith(home + "/") for home in homes):
-        yield ("model_server_model_path: %s is under model_weights_path, but no model of model_weights_models (%s) "
-               "is put there: the node has no source for its weights" % (path, ", ".join(h.rsplit("/", 1)[1] for h in homes)
-                                                                         or "none"))
+    for position, server in enumerate(node_servers(roles["model_server"])):
+        path = str(server.get("model_server_model_path") or "")
+        if not path.startswith(base + "/") or any(path == home or path.startswith(home + "/") for home in homes):
+            continue
+        variable = "model_server_model_path" if position == 0 else "model_server_servers[%d] (%s): model_path" % (
+            position - 1, server["model_server_name"])
+        yield ("%s: %s is under model_weights_path, but no model of model_weights_models (%s) is put there: the node "
+               "has no source for its weights" % (variable, path, ", ".join(h.rsplit("/", 1)[1] for h in homes) or "none"))
+
+
+def node_servers(values):
+    """The servers of a node's validated model_server values (serving.node_servers); the node's own alone when
+    the entries are wrong (server_problems says how)."""
+    try:
+        return serving.node_servers(values)
+    except ValueError:
+        return [dict((serving.PREFIX + o, values.get(serving.PREFIX + o)) for o in serving.SERVER_OPTIONS)]
+
+
+def server_problems(values):
+    """Problems of a node's further servers (model_server_servers): each entry's own, checked as the node's are
+    (ranges, the role's rules) and named by the entry, then ports or GPUs two servers of the node share."""
+    try:
+        servers = serving.node_servers(values)
+    except ValueError as exc:
+        return [str(exc)]
+    problems = []
+    for position, server in enumerate(servers[1:]):
+        merged = dict(values, model_server_servers=[])
+        merged.update(server)
+        found = list(range_problems(server)) + list(fleet_rules.model_server_rules(merged))
+        problems += ["model_server_servers[%d] (%s): %s" % (position, server["model_server_name"], p) for p in found]
+    if not problems:
+        try:
+            serving.node_plan("", servers)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def port_collisions(ports):
@@ -292,6 +326,8 @@ def role_problems(role, values, spec_options, validator):
     problems += list(range_problems(merged))
     if not problems:
         problems += list(fleet_rules.ROLE_RULES[role](merged))
+    if not problems and role == "model_server":
+        problems += server_problems(merged)
     return problems, merged
 
 
@@ -346,9 +382,9 @@ def fleet_problems(hosts, groups):
             if address in by_address:
                 problems.append("%s: %s: %s is also %s's address" % (host["name"], variable, address, by_address[address]))
             by_address.setdefault(address, host["name"])
-    models = [(h["name"], ms.get("model_server_name") or serving.DEFAULT_BACKEND, ms.get("model_server_model_name"),
-               tuple(ms.get("model_server_model_aliases") or ())) for h in hosts
-              for ms in [h["validated"].get("model_server")] if ms]
+    models = [(h["name"], server.get("model_server_name") or serving.DEFAULT_BACKEND, server.get("model_server_model_name"),
+               tuple(server.get("model_server_model_aliases") or ())) for h in hosts
+              for ms in [h["validated"].get("model_server")] if ms for server in node_servers(ms)]
     problems += virtual_ip.fleet_problems(
         vip_peers(hosts), dict((h["name"], h["validated"].get("load_balancer", {}).get("load_balancer_engine")) for h in hosts),
         dict((fleet_address(h["name"], h["values"]), h["name"]) for h in reversed(hosts)))
@@ -409,9 +445,10 @@ def capacity_problem(hosts):
         if not ms:
             continue
         settings = settings or host["validated"].get("rolling_update", {})
-        by_zone = replicas.setdefault(ms.get("model_server_name") or serving.DEFAULT_BACKEND, {})
         zone = host["values"].get("llmfleet_zone") or ""
-        by_zone[zone] = by_zone.get(zone, 0) + len(fleet_rules.replica_plan(ms))
+        for server in node_servers(ms):
+            by_zone = replicas.setdefault(server.get("model_server_name") or serving.DEFAULT_BACKEND, {})
+            by_zone[zone] = by_zone.get(zone, 0) + len(fleet_rules.replica_plan(server))
     if not replicas or settings is None:
         return ""
     try:

@@ -144,12 +144,12 @@ def scrape_jobs(fleet, hostvars, dcgm_port=None):
     serving_hosts = fleet_plan.hosts_running(fleet, "model_server")
     replica_targets = []
     for member in serving.lb_members(serving_hosts, hostvars):
-        plan = hostvars[member["host"]]["model_server_plan"]
-        metrics_path = serving.ENGINES[plan["engine"]]["metrics_path"]
+        server = serving.server_plan(hostvars[member["host"]]["model_server_plan"], member["backend"])
+        metrics_path = serving.ENGINES[server["engine"]]["metrics_path"]
         if metrics_path is None:
             continue  # Ollama has no Prometheus endpoint
         labels = {"instance": member["name"], "host": member["host"], "zone": hosts[member["host"]]["zone_label"],
-                  "replica": str(member["index"]), "engine": plan["engine"], "model": str(plan["model_name"])}
+                  "replica": str(member["index"]), "engine": server["engine"], "model": str(server["model_name"])}
         if metrics_path != "/metrics":
             labels["__metrics_path__"] = metrics_path
         replica_targets.append({"targets": [_target(member["address"], member["port"])], "labels": labels})
@@ -161,7 +161,7 @@ def scrape_jobs(fleet, hostvars, dcgm_port=None):
         plan = hostvars[host]["model_server_plan"]
         # The collection's exporter (role dcgm_exporter) where it runs, else the site's own on dcgm_port.
         port = (hosts[host].get("dcgm_exporter") or {}).get("port") or dcgm_port
-        if port and any(r["gpus"] for r in plan["replicas"]):
+        if port and any(r["gpus"] for server in serving.plan_servers(plan) for r in server["replicas"]):
             dcgm_targets.append({"targets": [_target(plan["address"], port)],
                                  "labels": {"instance": host, "zone": hosts[host]["zone_label"]}})
     if dcgm_targets:

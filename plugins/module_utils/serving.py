@@ -156,9 +156,150 @@ def replica_watch(runtime, service_name, index):
     return "docker:" + name if runtime == "docker" else "systemd:%s.service" % name
 
 
-def server_name(host, index):
-    """What every load balancer calls a replica (HAProxy server, nginx comment, rolling update)."""
-    return "%s-r%d" % (host, index)
+def server_name(host, index, server=None):
+    """What every load balancer calls a replica (HAProxy server, nginx comment, rolling update). server: the
+    model_server_name of a further server of the node (model_server_servers); the node's own server's
+    replicas keep the shorter name, so a node that gains a second model renames none of its replicas."""
+    return "%s-%s-r%d" % (host, server, index) if server else "%s-r%d" % (host, index)
+
+
+def replica_server_name(host, server_plan, index):
+    """server_name of replica index of one server of a node's plan (plan_servers)."""
+    return server_name(host, index, None if server_plan.get("main", True) else server_plan["name"])
+
+
+# --- Several models on one node ------------------------------------------------------------------
+# A node serves its own model (the model_server_* variables) and, with model_server_servers, further
+# ones: each entry is a server of its own (units or containers llmfleet-NAME-INDEX, its own record,
+# firewall openings and load-balancer backend), written as model_server options without the prefix.
+# What the server is and where it runs - its name, model, replicas, ports and GPU ids and its engine
+# arguments - is the entry's own (the role's defaults where it gives none: one replica, no GPU); the
+# software and limits (engine, runtime, image, packages, environment, llama.cpp slots, memory...) are
+# the node's unless the entry gives them.
+SERVER_OWN = {
+    "name": None, "model_name": "", "model_aliases": [], "model_path": "", "replica_count": 1, "base_port": None,
+    "gpu_ids": [], "gpus_per_replica": 0, "replicas": [], "extra_args": [],
+}
+SERVER_INHERITED = (
+    "engine", "runtime", "image", "environment", "pip_packages", "venv", "llamacpp_parallel", "llamacpp_ctx_size",
+    "llamacpp_threads", "memory_limit", "cpus", "stop_timeout", "restart_sec", "ready_timeout", "ready_prompt",
+)
+SERVER_OPTIONS = tuple(SERVER_OWN) + SERVER_INHERITED
+PREFIX = "model_server_"
+
+
+def node_servers(values):
+    """Every server of a node as the model_server role runs it: [{model_server_<option>: value}] for the
+    options of SERVER_OPTIONS, the node's own server first, then each model_server_servers entry.
+    values: the node's model_server_* values. Raises ValueError naming the entry and key."""
+    own = dict((PREFIX + option, values.get(PREFIX + option)) for option in SERVER_OPTIONS)
+    servers = [own]
+    entries = values.get(PREFIX + "servers") or []
+    if not isinstance(entries, list):
+        raise ValueError("model_server_servers: give a list of servers (mappings)")
+    names = {own[PREFIX + "name"]: "the node's own model_server_name"}
+    for position, entry in enumerate(entries):
+        where = "model_server_servers[%d]" % position
+        if not isinstance(entry, dict):
+            raise ValueError("%s: give a mapping of model_server options without the prefix (name, model_name, ...)" % where)
+        given = dict((key, value) for key, value in entry.items() if value is not None)
+        unknown = sorted(set(given) - set(SERVER_OPTIONS))
+        if unknown:
+            raise ValueError("%s: unknown keys %s (supported: %s)"
+                             % (where, ", ".join(map(str, unknown)), ", ".join(SERVER_OPTIONS)))
+        for key in ("name", "model_name", "model_path"):
+            if not given.get(key):
+                raise ValueError("%s: %s: not set (every further server names its own)" % (where, key))
+        if "base_port" not in given and not given.get("replicas"):
+            raise ValueError("%s: base_port: not set (or replicas): its ports must differ from the node's other servers'"
+                             % where)
+        name = given["name"]
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ValueError("%s: name: %s is not a server name (lower-case letters, digits and -, at most 32)"
+                             % (where, validation._describe(name)))
+        if name in names:
+            raise ValueError("%s: name: %s is already %s on this node" % (where, name, names[name]))
+        names[name] = where
+        server = dict(own)
+        server.update((PREFIX + key, value) for key, value in SERVER_OWN.items())
+        server.update((PREFIX + key, value) for key, value in given.items())
+        servers.append(server)
+    return servers
+
+
+REPLICA_NAME = re.compile(r"^llmfleet-(.+)-[0-9]+$")
+
+
+def retired_servers(found, names):
+    """The servers a node still has replicas or a record of but no longer serves: [{"name", "containers"}].
+    found: lines "unit llmfleet-NAME-INDEX", "container llmfleet-NAME-INDEX" or "record NAME" (what is on the
+    node); names: the model_server_names it serves."""
+    retired = {}
+    for line in found:
+        kind, _sep, value = line.strip().partition(" ")
+        match = REPLICA_NAME.match(value) if kind in ("unit", "container") else None
+        name = match.group(1) if match else (value if kind == "record" else "")
+        if not NAME_PATTERN.match(name) or name in names:
+            continue
+        entry = retired.setdefault(name, {"name": name, "containers": []})
+        if kind == "container":
+            entry["containers"].append(value)
+    return [retired[name] for name in sorted(retired)]
+
+
+def node_plan(address, servers):
+    """A node's model_server_plan: {"address", "servers": [{"name", "main", "runtime", "engine", "model_name",
+    "model_aliases", "health_path", "replicas"}]}, and the first server's keys beside them (what a node with one
+    server always had). servers: node_servers. Raises ValueError when two servers of the node would share a port
+    or a GPU (naming both), or a server's layout is wrong."""
+    plans = []
+    ports = {}
+    gpus = {}
+    for position, server in enumerate(servers):
+        def value(option, server=server):
+            return server.get(PREFIX + option)
+        where = "" if position == 0 else "model_server_servers[%d] (%s): " % (position - 1, value("name"))
+        try:
+            replicas = plan_replicas(value("replica_count"), value("base_port"), value("gpu_ids") or [],
+                                     value("gpus_per_replica"), value("replicas") or [])
+        except ValueError as exc:
+            raise ValueError(where + str(exc))
+        for replica in replicas:
+            owner = "%s replica %d" % (value("name"), replica["index"])
+            if replica["port"] in ports:
+                raise ValueError("%sport %d of %s is also %s's: every server of a node needs its own ports"
+                                 % (where, replica["port"], owner, ports[replica["port"]]))
+            ports[replica["port"]] = owner
+            for gpu in replica["gpus"]:
+                if gpu in gpus:  # within one server plan_replicas said it already
+                    raise ValueError("%sGPU %s of %s is also given to %s: two models cannot share a GPU"
+                                     % (where, gpu, owner, gpus[gpu]))
+                gpus[gpu] = owner
+        engine = value("engine")
+        plans.append({
+            "name": value("name"), "main": position == 0, "runtime": value("runtime"), "engine": engine,
+            "model_name": value("model_name"), "model_aliases": list(value("model_aliases") or []),
+            "health_path": ENGINES[engine]["health_path"] if engine in ENGINES else "/health",
+            "replicas": replicas,
+        })
+    plan = dict(plans[0])
+    plan.pop("main")
+    plan.update({"address": address, "servers": plans})
+    return plan
+
+
+def plan_servers(plan):
+    """The servers of a node's model_server_plan (a plan made before several servers per node: itself)."""
+    return plan["servers"] if "servers" in plan else [dict(plan, main=True)]
+
+
+def server_plan(plan, name):
+    """One server of a node's plan, by its model_server_name."""
+    for server in plan_servers(plan):
+        if server["name"] == name:
+            return server
+    raise ValueError("model_server_plan has no server %s (servers: %s): plan the node again (serving_plan.yml)"
+                     % (name, ", ".join(s["name"] for s in plan_servers(plan))))
 
 
 def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
@@ -179,19 +320,20 @@ def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
     zone_of = {h: hostvars[h].get("llmfleet_zone") or zones.NO_ZONE for h in model_hosts}
     for host in zones.in_zone_order(model_hosts, zone_of):
         plan = hostvars[host][plan_fact]
-        for replica in plan["replicas"]:
-            members.append({
-                "name": server_name(host, replica["index"]),
-                "host": host,
-                "zone": zone_of[host],
-                "address": plan["address"],
-                "port": replica["port"],
-                "index": replica["index"],
-                "health_path": plan["health_path"],
-                "backend": plan.get("name") or DEFAULT_BACKEND,
-                "model": plan.get("model_name", ""),
-                "aliases": list(plan.get("model_aliases") or []),
-            })
+        for server in plan_servers(plan):
+            for replica in server["replicas"]:
+                members.append({
+                    "name": replica_server_name(host, server, replica["index"]),
+                    "host": host,
+                    "zone": zone_of[host],
+                    "address": plan["address"],
+                    "port": replica["port"],
+                    "index": replica["index"],
+                    "health_path": server["health_path"],
+                    "backend": server.get("name") or DEFAULT_BACKEND,
+                    "model": server.get("model_name", ""),
+                    "aliases": list(server.get("model_aliases") or []),
+                })
     return members
 
 

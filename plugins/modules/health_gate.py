@@ -50,6 +50,20 @@ options:
     description: Readiness path (the engine's, see module_utils/serving.py).
     type: str
     default: /health
+  health_paths:
+    description:
+      - Readiness path of each URL, in the order of I(urls) (a node whose servers run different engines);
+        replaces I(health_path).
+    type: list
+    elements: str
+    default: []
+  models:
+    description:
+      - The completion's model for each URL, in the order of I(urls) (a node that serves several models);
+        replaces the I(completion)'s I(model), which may then be left out.
+    type: list
+    elements: str
+    default: []
   expect_status:
     description: Status the readiness endpoint must answer.
     type: int
@@ -65,9 +79,8 @@ options:
     type: dict
     suboptions:
       model:
-        description: Model name.
+        description: Model name (required unless I(models) gives one per URL).
         type: str
-        required: true
       prompt:
         description: User message.
         type: str
@@ -157,6 +170,12 @@ EXAMPLES = r"""
     completion:
       model: smollm2
     consecutive: 2
+
+- name: Gate the replicas of two models of one node at once
+  llmfleet.cluster.health_gate:
+    urls: [http://127.0.0.1:8000, http://127.0.0.1:8100]
+    models: [smollm2, gemma3-270m]
+    completion: {}
 """
 
 RETURN = r"""
@@ -245,11 +264,13 @@ def main():
             urls=dict(type="list", elements="str"),
             watch=dict(type="list", elements="str", default=[]),
             health_path=dict(type="str", default="/health"),
+            health_paths=dict(type="list", elements="str", default=[]),
+            models=dict(type="list", elements="str", default=[]),
             expect_status=dict(type="int", default=200),
             json_query=dict(type="str"),
             json_expect=dict(type="raw"),
             completion=dict(type="dict", options=dict(
-                model=dict(type="str", required=True),
+                model=dict(type="str"),
                 prompt=dict(type="str", default="Reply with the word ready."),
                 max_tokens=dict(type="int", default=4, no_log=False),
                 path=dict(type="str", default="/v1/chat/completions"),
@@ -288,21 +309,31 @@ def main():
             module.fail_json(msg="%s: must be greater than 0, got %r" % (name, p[name]))
     if p["json_query"] and not HAS_JMESPATH:
         module.fail_json(msg="json_query needs the Python library jmespath where this module runs")
+    for name in ("models", "health_paths"):
+        if p[name] and len(p[name]) != len(urls):
+            module.fail_json(msg="%s: %d given for %d URLs: one per URL, in the same order" % (name, len(p[name]), len(urls)))
     headers = dict(p["headers"], **{"Content-Type": "application/json"})
     completion = p["completion"]
-    body = None
-    if completion:
-        body = json.dumps({"model": completion["model"], "max_tokens": completion["max_tokens"],
+    if completion and not completion.get("model") and not p["models"]:
+        module.fail_json(msg="completion: model: give the model (or models, one per URL)")
+    models = dict(zip(urls, p["models"])) if p["models"] else {}
+    paths = dict(zip(urls, p["health_paths"])) if p["health_paths"] else {}
+
+    def body(url):
+        if not completion:
+            return None
+        return json.dumps({"model": models.get(url) or completion["model"], "max_tokens": completion["max_tokens"],
                            "messages": [{"role": "user", "content": completion["prompt"]}]}).encode()
 
-    def probe(base):
-        resp = fetch(base + p["health_path"], None, headers, p["request_timeout"], p["validate_certs"])
+    def probe(url):
+        base = url.rstrip("/")
+        resp = fetch(base + paths.get(url, p["health_path"]), None, headers, p["request_timeout"], p["validate_certs"])
         state, reason = health_gate.check_response(resp, p["expect_status"], p["json_query"], p["json_expect"],
                                                    jmespath.search if HAS_JMESPATH else None)
         details = {"health_status": resp.status, "health_ms": round(resp.seconds * 1000, 1)}
         if state != "ok" or not completion:
             return state, reason, details
-        answer = fetch(base + completion["path"], body, headers, p["request_timeout"], p["validate_certs"])
+        answer = fetch(base + completion["path"], body(url), headers, p["request_timeout"], p["validate_certs"])
         state, reason = health_gate.check_completion(answer, completion["latency_budget"])
         details.update(completion_status=answer.status, completion_ms=round(answer.seconds * 1000, 1))
         return state, reason, details
@@ -313,20 +344,20 @@ def main():
         kind, name = process
         return lambda: health_gate.restart_count(module.run_command, kind, name)
 
-    def gate(base, process=None):
-        return lambda: health_gate.run_gate(lambda: probe(base), time.monotonic, time.sleep, p["consecutive"],
+    def gate(url, process=None):
+        return lambda: health_gate.run_gate(lambda: probe(url), time.monotonic, time.sleep, p["consecutive"],
                                             p["interval"], p["timeout"], p["loading_timeout"], restarts(process),
                                             p["loading_interval"])
 
     bases = [url.rstrip("/") for url in urls]
     processes = watched or [None] * len(bases)
     if p["url"] is not None:
-        report = gate(bases[0], processes[0])()
+        report = gate(urls[0], processes[0])()
         if not report["passed"]:
             module.fail_json(msg="%s: %s" % (bases[0], report["reason"]), changed=False, **report)
         module.exit_json(changed=False, **report)
     replicas = [dict(report, url=base) for base, report in
-                zip(bases, health_gate.run_gates([gate(b, w) for b, w in zip(bases, processes)]))]
+                zip(bases, health_gate.run_gates([gate(u, w) for u, w in zip(urls, processes)]))]
     result = dict(changed=False, passed=all(r["passed"] for r in replicas), replicas=replicas,
                   seconds=max(r["seconds"] for r in replicas))
     if not result["passed"]:

@@ -6,6 +6,7 @@ running; scripts/test tears it down at the end.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,12 @@ def ansible_env(**extra):
     return env
 
 
+def node_of(server):
+    """The node of a load-balancer server name: NODE-rINDEX, or NODE-NAME-rINDEX for a further server of the
+    node (model_server_servers). The lab's nodes are model-<zone letter><number>."""
+    return re.match(r"^(model-[a-z][0-9]+)-", server).group(1)
+
+
 class Lab:
     def __init__(self, info):
         self.info = info
@@ -53,6 +60,26 @@ class Lab:
         path = self.inventory.parent / "host_vars" / f"{node}.yml"
         values = yaml.safe_load(path.read_text()) if path.exists() else None
         return (values or {}).get("model_server_name", "llm")
+
+    def further_servers(self, node):
+        """[(model_server_name, model_name, [ports])] of the node's model_server_servers (model-c2 serves a
+        second model beside its own); their load-balancer servers are NODE-NAME-rINDEX."""
+        path = self.inventory.parent / "host_vars" / f"{node}.yml"
+        values = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+        return [(s["name"], s["model_name"], [s["base_port"] + i for i in range(s.get("replica_count", 1))])
+                for s in values.get("model_server_servers", [])]
+
+    def servers(self, node):
+        """{load-balancer server name: (model_server_name, model_name, port)} of every replica of node."""
+        from lbclient import SERVED  # what each model_server_name of the lab serves (its inventory)
+        own = self.server_of(node)
+        model = SERVED[own]["model_server_model_name"]
+        layout = SERVED["llm"]  # every node's own server: the model nodes' group_vars layout
+        found = {f"{node}-r{i}": (own, model, layout["model_server_base_port"] + i)
+                 for i in range(layout["model_server_replica_count"])}
+        for name, model_name, ports in self.further_servers(node):
+            found.update({f"{node}-{name}-r{i}": (name, model_name, port) for i, port in enumerate(ports)})
+        return found
 
     def replica_unit(self, node, index):
         """llmfleet-NAME-INDEX of one replica of node (add .service for a native one)."""

@@ -73,8 +73,9 @@ def _expected_targets(converged_lab, inventory):
     expected[("prometheus", "infra1")] = zone["infra1"]
     expected[("alertmanager", "infra1")] = zone["infra1"]  # roles/alertmanager, beside Prometheus
     for host in inventory["model_nodes"]:
-        for index in range(SERVING_VARS["model_server_replica_count"]):
-            expected[("model_replicas", f"{host}-r{index}")] = zone[host]
+        # Every server of the node (model-c2 serves a second model: model-c2-gemma-r0).
+        for name in converged_lab.servers(host):
+            expected[("model_replicas", name)] = zone[host]
     return expected
 
 
@@ -97,13 +98,14 @@ def test_every_target_is_up_with_its_zone(converged_lab, prometheus, inventory):
     # Replicas carry what they serve: engine and model, from the replica plans (two models in the lab).
     replicas = [t for t in targets if t["labels"]["job"] == "model_replicas"]
     assert {t["labels"]["engine"] for t in replicas} == {"llamacpp"}
-    assert {t["labels"]["host"]: t["labels"]["model"] for t in replicas} == {
-        node: "gemma3-270m" if converged_lab.server_of(node) == "gemma" else "smollm2"
-        for node in ("model-a1", "model-a2", "model-b1", "model-b2", "model-c1", "model-c2")}
+    assert {t["labels"]["instance"]: (t["labels"]["host"], t["labels"]["model"]) for t in replicas} == {
+        name: (node, model) for node in ("model-a1", "model-a2", "model-b1", "model-b2", "model-c1", "model-c2")
+        for name, (_server, model, _port) in converged_lab.servers(node).items()}
     assert all(t["scrapeUrl"].endswith("/metrics") for t in replicas)
     # The engines' own metrics arrive (names from model-servers.md), per zone.
     processing = prometheus.get("/api/v1/query", query="count by (zone) (llamacpp:requests_processing)")["result"]
-    assert {r["metric"]["zone"]: r["value"][1] for r in processing} == {"zone-a": "4", "zone-b": "4", "zone-c": "4"}
+    # (zone-c: model-c2's second model adds a replica.)
+    assert {r["metric"]["zone"]: r["value"][1] for r in processing} == {"zone-a": "4", "zone-b": "4", "zone-c": "5"}
     backends = prometheus.get("/api/v1/query", query='haproxy_backend_http_responses_total{code="2xx"}')["result"]
     # One backend per model: the success-rate alert's input, for each.
     assert {"llm", "gemma"} <= {r["metric"]["proxy"] for r in backends}, backends

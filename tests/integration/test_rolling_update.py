@@ -25,7 +25,7 @@ import threading
 import time
 
 import pytest
-from conftest import VENV_BIN, ansible_env
+from conftest import VENV_BIN, ansible_env, node_of
 from lbclient import REPO, Api, Load, haproxy_stat
 
 pytestmark = pytest.mark.lab
@@ -59,13 +59,14 @@ def rolling_update(lab, inventory, result_file, *extra):
 
 
 def slot_contexts(lab):
-    """{node-rINDEX: n_ctx per slot} read from each replica's /props on its node."""
+    """{load-balancer server name: n_ctx per slot} read from each replica's /props on its node (every server
+    of the node: model-c2 serves a second model)."""
     found = {}
     for node in NODES:
-        for index, port in enumerate((8000, 8001)):
+        for name, (_server, _model, port) in lab.servers(node).items():
             proc = lab.ssh(node, f"curl -s --max-time 5 http://127.0.0.1:{port}/props")
             assert proc.returncode == 0, proc.stderr
-            found[f"{node}-r{index}"] = json.loads(proc.stdout)["default_generation_settings"]["n_ctx"]
+            found[name] = json.loads(proc.stdout)["default_generation_settings"]["n_ctx"]
     return found
 
 
@@ -123,10 +124,10 @@ class PoolSampler:
         while not self.stop.is_set() and time.monotonic() - start < 900:
             out = [(name, s["status"]) for name, s in haproxy_stat(self.lab).items()
                    if s["status"] != "UP" and name not in self.ignore]
-            self.samples.append((time.monotonic() - start, "lb1", {ZONE_OF_NODE[n.rsplit("-r", 1)[0]] for n, _status in out},
+            self.samples.append((time.monotonic() - start, "lb1", {ZONE_OF_NODE[node_of(n)] for n, _status in out},
                                  out))
             down = self._nginx_down()
-            self.samples.append((time.monotonic() - start, "lb2", {ZONE_OF_NODE[n.rsplit("-r", 1)[0]] for n in down},
+            self.samples.append((time.monotonic() - start, "lb2", {ZONE_OF_NODE[node_of(n)] for n in down},
                                  down))
             time.sleep(0.7)
 
@@ -157,8 +158,8 @@ def test_refused_update_changes_nothing(converged_lab, tmp_path):
     out. The run reports them, refuses zone-a before touching it, and rolls nothing back: every server
     state on both LBs, nginx's configuration and both ledgers are byte-identical afterwards."""
     lab = converged_lab
-    # backend/server: each model has its own backend (the lab's second model on model-b2).
-    others = [f"{lab.server_of(n)}/{n}-r{i}" for n in NODES[2:] for i in (0, 1)]
+    # backend/server: each model has its own backend (the lab's second model on model-b2 and model-c2).
+    others = [f"{server}/{name}" for n in NODES[2:] for name, (server, _model, _port) in lab.servers(n).items()]
     for name in others:
         assert runtime_api(lab, f"set server {name} state maint").strip() == ""
     try:
@@ -256,12 +257,14 @@ def test_slow_release_is_rolled_back_by_the_default_gate(converged_lab, apis, tm
 
 def test_one_model_is_updated_and_the_other_left_alone(converged_lab, apis, tmp_path):
     """Issue 17: `rolling_update_models: [gemma]` under load on both models through both LBs: only the
-    nodes of the lab's second model (model-a2, model-b2) get the new context size, zone by zone (zone-c
-    has none of them); the first model's replicas keep their processes and release; 0 failed requests for
-    either model, never two zones out. (The next test takes the rest of the fleet to the same release.)"""
+    replicas of the lab's second model (model-a2, model-b2, and model-c2's second server beside its
+    SmolLM2 replicas) get the new context size, zone by zone; the first model's replicas keep their
+    processes and release, on model-c2 too; 0 failed requests for either model, never two zones out.
+    (The next test takes the rest of the fleet to the same release.)"""
     lab = converged_lab
-    gemma = [n for n in NODES if lab.server_of(n) == "gemma"]
-    others = [n for n in NODES if n not in gemma]
+    servers = dict(item for n in NODES for item in lab.servers(n).items())
+    gemma = {name for name, (server, _model, _port) in servers.items() if server == "gemma"}
+    others = [n for n in NODES if lab.server_of(n) != "gemma"]
     assert set(slot_contexts(lab).values()) == {LAB_CTX // PARALLEL}
     pids = replica_pids(lab, others)
     only_gemma = json.dumps({"rolling_update_models": ["gemma"], "rolling_update_soak_seconds": 3})
@@ -274,12 +277,12 @@ def test_one_model_is_updated_and_the_other_left_alone(converged_lab, apis, tmp_
                          "most_zones_out_at_once": sampler.most_zones_out(), "result": result})
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert [(z["zone"], z["hosts"], z["status"]) for z in result["zones"]] == [
-        ("zone-a", ["model-a2"], "updated"), ("zone-b", ["model-b2"], "updated")]
+        ("zone-a", ["model-a2"], "updated"), ("zone-b", ["model-b2"], "updated"), ("zone-c", ["model-c2"], "updated")]
     contexts = slot_contexts(lab)
-    assert {k: v for k, v in contexts.items() if k.rsplit("-r", 1)[0] in gemma} == {
-        f"{n}-r{i}": NEW_CTX // PARALLEL for n in gemma for i in (0, 1)}
-    assert {k: v for k, v in contexts.items() if k.rsplit("-r", 1)[0] in others} == {
-        f"{n}-r{i}": LAB_CTX // PARALLEL for n in others for i in (0, 1)}
+    assert {k: v for k, v in contexts.items() if k in gemma} == {k: NEW_CTX // PARALLEL for k in gemma}
+    assert {k: v for k, v in contexts.items() if k not in gemma} == {
+        k: LAB_CTX // PARALLEL for k in servers if k not in gemma}
+    assert len(gemma) == 5 and "model-c2-gemma-r0" in gemma
     assert replica_pids(lab, others) == pids
     assert min(by_model.values()) > 10 and len(by_model) == 2, by_model
     assert failed == []

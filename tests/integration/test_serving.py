@@ -18,6 +18,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import node_of
 from lbclient import KEYS, LAB_VARS, MODEL_FILES, MODELS, REPO, SERVED, Api, Load, haproxy_stat
 
 pytestmark = pytest.mark.lab
@@ -32,7 +33,7 @@ def apis(converged_lab):
 
 
 def zone_of_server(lab, name):
-    return lab.load_inventory()["all"]["children"]["model_nodes"]["hosts"][name.rsplit("-r", 1)[0]]["llmfleet_zone"]
+    return lab.load_inventory()["all"]["children"]["model_nodes"]["hosts"][node_of(name)]["llmfleet_zone"]
 
 
 def test_chat_completion_through_each_lb(apis, converged_lab):
@@ -58,7 +59,8 @@ def test_each_model_is_answered_by_its_own_replicas(apis, converged_lab, lb):
     lab, api = converged_lab, apis[lb]
     nodes_of = {}
     for node in (n for n in lab.hosts if n.startswith("model-")):
-        nodes_of.setdefault(lab.server_of(node), set()).add(node)
+        for server, _model, _port in lab.servers(node).values():
+            nodes_of.setdefault(server, set()).add(node)
     addresses = {lab.hosts[n]: n for n in lab.hosts}
     asked = {}
     for server, values in SERVED.items():
@@ -75,8 +77,8 @@ def test_each_model_is_answered_by_its_own_replicas(apis, converged_lab, lb):
     for request_id, (server, name) in asked.items():
         record = records[request_id]
         assert (record["model"], record["backend"]) == (name, server), record
-        # HAProxy logs the server's name (HOST-rINDEX), nginx the replica's address.
-        node = record["server"].rsplit("-r", 1)[0] if lb == "lb1" else addresses[record["server"].split(":")[0]]
+        # HAProxy logs the server's name (HOST-rINDEX, HOST-NAME-rINDEX), nginx the replica's address.
+        node = node_of(record["server"]) if lb == "lb1" else addresses[record["server"].split(":")[0]]
         assert node in nodes_of[server], (record, nodes_of)
     status, _headers, body = api.request("/v1/models")
     listing = json.loads(body)
@@ -98,7 +100,8 @@ def test_each_model_is_answered_by_its_own_replicas(apis, converged_lab, lb):
 
 def test_every_replica_is_a_healthy_haproxy_server(converged_lab):
     stats = haproxy_stat(converged_lab)
-    expected = {f"{node}-r{i}" for node in converged_lab.hosts if node.startswith("model-") for i in (0, 1)}
+    expected = {name for node in converged_lab.hosts if node.startswith("model-") for name in converged_lab.servers(node)}
+    assert "model-c2-gemma-r0" in expected  # the second model of model-c2
     assert set(stats) == expected
     assert {s["status"] for s in stats.values()} == {"UP"}, stats
     # The same states through the stats port's Prometheus endpoint, from the infra host (the only
@@ -307,13 +310,14 @@ def test_stopped_replica_is_taken_out_by_its_fault_agent_and_returns(apis, conve
 def test_weights_arrive_byte_for_byte_over_nfs(converged_lab):
     lab = converged_lab
     for node in (n for n in lab.hosts if n.startswith("model-")):
-        # Each node stages the model it serves (the lab's two: host_vars).
-        served = MODEL_FILES["gemma3" if lab.server_of(node) == "gemma" else "smollm2"]
-        path = f"/srv/models/{served['name']}/{served['file']}"
-        store = lab.ssh("infra1", f"sha256sum {path}")
-        assert store.stdout.split()[0] == served["sha256"], store.stdout + store.stderr
-        local = lab.ssh(node, f"sha256sum {path}")
-        assert local.stdout.split()[0] == served["sha256"], (node, local.stdout, local.stderr)
+        # Each node stages the models it serves (the lab's two: host_vars; model-c2 serves both).
+        for model in {model for _server, model, _port in lab.servers(node).values()}:
+            served = MODEL_FILES["gemma3" if model == SERVED["gemma"]["model_server_model_name"] else "smollm2"]
+            path = f"/srv/models/{served['name']}/{served['file']}"
+            store = lab.ssh("infra1", f"sha256sum {path}")
+            assert store.stdout.split()[0] == served["sha256"], store.stdout + store.stderr
+            local = lab.ssh(node, f"sha256sum {path}")
+            assert local.stdout.split()[0] == served["sha256"], (node, local.stdout, local.stderr)
     # The export is read-only to the model nodes...
     write = lab.ssh("model-b1", "sudo -n nfs-cp /etc/hostname nfs://infra1/srv/models/written-by-a-client")
     assert write.returncode != 0

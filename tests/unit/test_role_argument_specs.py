@@ -25,3 +25,18 @@ def test_argument_specs_match_defaults(role):
                                    and "defaults/main.yml" in options[name]["description"]):
             continue
         assert options[name].get("default") == value, f"{name}: spec default {options[name].get('default')!r} != {value!r}"
+
+
+def test_what_a_further_model_server_may_give_is_one_list_everywhere():
+    """model_server_servers entries: module_utils/serving.py SERVER_OPTIONS is what the plan takes, the role's
+    servers.yml gives each of them to the server's turn, and the argument spec documents each as a suboption."""
+    from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
+    role = next(r for r in ROLES if r.name == "model_server")
+    spec = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    assert list(spec["model_server_servers"]["options"]) == list(serving.SERVER_OPTIONS)
+    loop = next(t for t in yaml.safe_load((role / "tasks" / "servers.yml").read_text()) if "loop" in t)
+    assert loop["vars"] == {"model_server_" + o: "{{ __model_server_server.model_server_%s }}" % o for o in serving.SERVER_OPTIONS}
+    # each is a role option; only the entry's own ones fall back to the role's defaults
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    assert all("model_server_" + o in defaults for o in serving.SERVER_OPTIONS)
+    assert all(defaults["model_server_" + o] == v for o, v in serving.SERVER_OWN.items() if v is not None)

@@ -385,3 +385,60 @@ def test_bad_affinity_settings_are_refused(changes, expected):
     found = problems_of(fleet(lb1=changes))
     assert any(p.startswith(expected) for p in found), found
     assert problems_of(fleet(lb1={"load_balancer_affinity": "prefix"})) == []
+
+
+# ------------------------------------------------------------------ several models on one node
+
+EMBED = {"name": "embed", "model_name": "bge-m3", "model_path": "/srv/models/bge/bge.gguf", "base_port": 8100}
+BOTH = [MODEL, dict(MODEL, name="bge", file="bge.gguf")]  # the weights of both models staged on the node
+
+
+def test_a_node_serving_a_second_model_is_clean_and_counts_it_everywhere():
+    hosts = fleet(**{node: {"model_server_servers": [EMBED], "model_weights_models": BOTH}
+                     for node in ("gpu-a1", "gpu-b1", "gpu-c1")})
+    assert problems_of(hosts) == []
+    # its replicas are the host's ports (against SSH, node exporter...) and a model of the fleet, per zone
+    assert (8100, "model_server_servers[0] (embed) base_port (replica 0)") in fv.host_ports(
+        hosts[0]["groups"], hosts[0]["validated"])
+    assert fv.capacity_problem(hosts) == ""
+    lonely = fleet(**{"gpu-a1": {"model_server_servers": [EMBED], "model_weights_models": BOTH}})
+    problems_of(lonely)
+    assert "1 of 1 replicas of embed" in fv.capacity_problem(lonely)
+
+
+@pytest.mark.parametrize("entry,expected", [
+    # two models of a node on one port or one GPU
+    (dict(EMBED, base_port=8000), "gpu-a1: model_server_servers[0] (embed): port 8000 of embed replica 0 is also llm replica 0's"),
+    (dict(EMBED, replicas=[{"port": 8100}, {"port": 8000}]),
+     "gpu-a1: model_server_servers[0] (embed): port 8000 of embed replica 1 is also llm replica 0's"),
+    (dict(EMBED, gpu_ids=[1], gpus_per_replica=1),
+     "gpu-a1: model_server_servers[0] (embed): GPU 1 of embed replica 0 is also given to llm replica 1: two models cannot share a GPU"),
+    # what an entry must name, and may not
+    ({"name": "embed", "model_path": "/srv/models/bge/bge.gguf", "base_port": 8100},
+     "gpu-a1: model_server_servers[0]: model_name: not set (every further server names its own)"),
+    ({"name": "embed", "model_name": "bge-m3", "model_path": "/srv/models/bge/bge.gguf"},
+     "gpu-a1: model_server_servers[0]: base_port: not set (or replicas)"),
+    (dict(EMBED, name="llm"), "gpu-a1: model_server_servers[0]: name: llm is already the node's own model_server_name on this node"),
+    (dict(EMBED, name="Embed Model"), "gpu-a1: model_server_servers[0]: name: 'Embed Model' is not a server name"),
+    (dict(EMBED, port=8100), "gpu-a1: model_server_servers: unknown key model_server_servers.port (supported: "),
+    (dict(EMBED, replica_count="two"), "gpu-a1: model_server_servers: argument 'replica_count' is of type"),
+    # the entry's own values, checked as the node's are (rules, ranges), named by the entry
+    (dict(EMBED, model_path="models/bge"), "gpu-a1: model_server_servers[0] (embed): model_server_model_path: models/bge is not an absolute path"),
+    (dict(EMBED, engine="sglang"), "gpu-a1: model_server_servers[0] (embed): model_server_engine: "),
+    (dict(EMBED, replica_count=0), "gpu-a1: model_server_servers[0] (embed): model_server_replica_count: 0 is out of range"),
+    (dict(EMBED, model_aliases=["bge-m3"]),
+     "gpu-a1: model_server_servers[0] (embed): model_server_model_aliases[0]: 'bge-m3' is already this model's name"),
+    # names the fleet's routing cannot hold: an alias of another model, the same model under two names
+    (dict(EMBED, model_name="m"), "gpu-a1: model_server_model_name: m is also a model name or alias of model_server_name llm"),
+])
+def test_a_bad_further_server_is_refused_naming_the_host_and_entry(entry, expected):
+    gpus = {"model_server_gpu_ids": [0, 1], "model_server_gpus_per_replica": 1, "model_server_replica_count": 2} \
+        if "gpu_ids" in entry else {}
+    found = problems_of(fleet(**{"gpu-a1": dict(gpus, model_server_servers=[entry])}))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_a_further_server_without_a_weights_source_is_refused():
+    found = problems_of(fleet(**{"gpu-a1": {"model_weights_models": [MODEL], "model_server_servers": [EMBED]}}))
+    assert "gpu-a1: model_server_servers[0] (embed): model_path: /srv/models/bge/bge.gguf is under model_weights_path, but " \
+           "no model of model_weights_models (m) is put there: the node has no source for its weights" in found, found

@@ -219,3 +219,17 @@ def test_the_dcgm_exporter_container_gets_every_gpu_and_only_sys_admin():
     assert args["command"] == []
     assert monitoring.dcgm_exporter_container("i", 9400, counters="/etc/dcgm-exporter/dcp-metrics-included.csv")["command"] == \
         ["-f", "/etc/dcgm-exporter/dcp-metrics-included.csv"]
+
+
+def test_a_nodes_second_model_is_scraped_with_its_own_engine_and_model():
+    plan = _plan("10.0.3.12", replicas=1)
+    plan["servers"] = [dict(_plan("10.0.3.12", replicas=1), main=True),
+                       {"name": "embed", "main": False, "runtime": "systemd", "engine": "vllm", "model_name": "bge-m3",
+                        "health_path": "/health", "replicas": [{"index": 0, "port": 8100, "gpus": ["3"]}]}]
+    fleet = {"hosts": {"model-c2": _entry("10.0.3.12", "zone-c", MODEL)}}
+    jobs = {j["job_name"]: j for j in monitoring.scrape_jobs(fleet, {"model-c2": {"model_server_plan": plan}}, 9400)}
+    assert [(c["targets"], c["labels"]["instance"], c["labels"]["engine"], c["labels"]["model"])
+            for c in jobs[monitoring.REPLICA_JOB]["static_configs"]] == [
+        (["10.0.3.12:8000"], "model-c2-r0", "llamacpp", "smollm2"), (["10.0.3.12:8100"], "model-c2-embed-r0", "vllm", "bge-m3")]
+    # the second server's GPU makes the node a DCGM target
+    assert jobs["dcgm"]["static_configs"][0]["targets"] == ["10.0.3.12:9400"]

@@ -278,3 +278,87 @@ def test_api_keys_limited_to_models_get_those_models_backends():
     with pytest.raises(ValueError, match=r"load_balancer_api_keys \(x\): models: gpt-9 is not a model of the fleet "
                                          r"\(known: gemma3-270m, small, smollm2\)"):
         serving.key_scopes([{"client": "x", "key": "x" * 32, "models": ["gpt-9", "small"]}], backends)
+
+
+# --- several models on one node (model_server_servers) --------------------------------------------
+
+NODE = {"model_server_" + option: value for option, value in {
+    "name": "llm", "model_name": "smollm2", "model_aliases": ["small"], "model_path": "/srv/models/s/s.gguf",
+    "replica_count": 2, "base_port": 8000, "gpu_ids": [0, 1], "gpus_per_replica": 1, "replicas": [],
+    "extra_args": ["--max-model-len", "8192"], "engine": "vllm", "runtime": "docker", "image": "vllm/vllm-openai:v1",
+    "environment": {"HF_HUB_OFFLINE": "1"}, "pip_packages": [], "venv": "/opt/llmfleet/vllm", "llamacpp_parallel": 2,
+    "llamacpp_ctx_size": 2048, "llamacpp_threads": 0, "memory_limit": "", "cpus": 0, "stop_timeout": 0,
+    "restart_sec": 5, "ready_timeout": 600, "ready_prompt": "Reply with the word ready."}.items()}
+EMBED = {"name": "embed", "model_name": "bge-m3", "model_path": "/srv/models/bge", "base_port": 8100, "gpu_ids": [2],
+         "gpus_per_replica": 1}
+
+
+def test_a_further_server_has_its_own_model_and_layout_and_the_nodes_software():
+    own, embed = serving.node_servers(dict(NODE, model_server_servers=[EMBED]))
+    assert own == NODE
+    # its own: name, model, layout (role defaults where not given: one replica, no aliases, no extra args)
+    assert (embed["model_server_name"], embed["model_server_model_name"], embed["model_server_replica_count"],
+            embed["model_server_base_port"], embed["model_server_gpu_ids"], embed["model_server_model_aliases"],
+            embed["model_server_extra_args"]) == ("embed", "bge-m3", 1, 8100, [2], [], [])
+    # the node's: engine, runtime, image, environment...
+    assert (embed["model_server_engine"], embed["model_server_image"], embed["model_server_environment"]) == (
+        "vllm", "vllm/vllm-openai:v1", {"HF_HUB_OFFLINE": "1"})
+    # unless the entry gives them; a None (argument_specs' unset suboption) is not given
+    _own, tei = serving.node_servers(dict(NODE, model_server_servers=[dict(EMBED, engine="tgi", image=None)]))
+    assert (tei["model_server_engine"], tei["model_server_image"]) == ("tgi", "vllm/vllm-openai:v1")
+
+
+def test_a_nodes_plan_has_every_server_and_its_own_first_at_the_top():
+    plan = serving.node_plan("10.0.1.11", serving.node_servers(dict(NODE, model_server_servers=[EMBED])))
+    assert [(s["name"], s["main"], s["model_name"], [(r["port"], r["gpus"]) for r in s["replicas"]])
+            for s in plan["servers"]] == [("llm", True, "smollm2", [(8000, ["0"]), (8001, ["1"])]),
+                                          ("embed", False, "bge-m3", [(8100, ["2"])])]
+    # a node with one server reads as before
+    assert (plan["address"], plan["name"], plan["model_name"], plan["replicas"]) == (
+        "10.0.1.11", "llm", "smollm2", plan["servers"][0]["replicas"])
+    assert serving.server_plan(plan, "embed")["health_path"] == "/health"
+    with pytest.raises(ValueError, match="model_server_plan has no server chat .servers: llm, embed."):
+        serving.server_plan(plan, "chat")
+
+
+@pytest.mark.parametrize("entry,message", [
+    (dict(EMBED, base_port=8001), r"model_server_servers\[0\] \(embed\): port 8001 of embed replica 0 is also llm replica 1's"),
+    (dict(EMBED, gpu_ids=[1]), r"model_server_servers\[0\] \(embed\): GPU 1 of embed replica 0 is also given to llm replica 1"),
+    (dict(EMBED, replica_count=2, gpu_ids=[2]), r"model_server_servers\[0\] \(embed\): model_server_gpu_ids: 2 replicas x 1 GPUs"),
+])
+def test_two_servers_of_a_node_never_share_a_port_or_a_gpu(entry, message):
+    with pytest.raises(ValueError, match=message):
+        serving.node_plan("10.0.1.11", serving.node_servers(dict(NODE, model_server_servers=[entry])))
+
+
+@pytest.mark.parametrize("entries,message", [
+    ("embed", r"model_server_servers: give a list"),
+    (["embed"], r"model_server_servers\[0\]: give a mapping"),
+    ([dict(EMBED, port=1)], r"model_server_servers\[0\]: unknown keys port \(supported: name, model_name"),
+    ([dict(EMBED, name=None)], r"model_server_servers\[0\]: name: not set"),
+    ([dict(EMBED, model_path="")], r"model_server_servers\[0\]: model_path: not set"),
+    ([dict(EMBED, base_port=None)], r"model_server_servers\[0\]: base_port: not set \(or replicas\)"),
+    ([EMBED, EMBED], r"model_server_servers\[1\]: name: embed is already model_server_servers\[0\] on this node"),
+    ([dict(EMBED, name="llm")], r"model_server_servers\[0\]: name: llm is already the node's own model_server_name"),
+])
+def test_bad_further_servers_name_the_entry(entries, message):
+    with pytest.raises(ValueError, match=message):
+        serving.node_servers(dict(NODE, model_server_servers=entries))
+
+
+def test_a_further_servers_replicas_are_named_after_it_in_its_own_backend():
+    plan = serving.node_plan("10.0.3.12", serving.node_servers(dict(NODE, model_server_servers=[EMBED])))
+    members = serving.lb_members(["model-c2"], {"model-c2": {"llmfleet_zone": "zone-c", "model_server_plan": plan}})
+    assert [(m["name"], m["backend"], m["model"], m["port"], m["index"]) for m in members] == [
+        ("model-c2-r0", "llm", "smollm2", 8000, 0), ("model-c2-r1", "llm", "smollm2", 8001, 1),
+        ("model-c2-embed-r0", "embed", "bge-m3", 8100, 0)]
+    assert [b["name"] for b in serving.lb_backends(members)] == ["llm", "embed"]
+
+
+def test_servers_a_node_no_longer_serves_are_found_by_their_units_containers_and_records():
+    found = ["unit llmfleet-llm-0", "unit llmfleet-llm-1", "unit llmfleet-embed-0", "container llmfleet-chat-0",
+             "container llmfleet-chat-1", "record llm", "record old", "unit llmfleet-Bad Name-0", "container other-0"]
+    assert serving.retired_servers(found, ["llm"]) == [
+        {"name": "chat", "containers": ["llmfleet-chat-0", "llmfleet-chat-1"]},
+        {"name": "embed", "containers": []}, {"name": "old", "containers": []}]
+    assert serving.retired_servers(found[:2] + ["record llm"], ["llm"]) == []

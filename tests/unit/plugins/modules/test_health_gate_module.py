@@ -131,7 +131,7 @@ def test_a_server_that_hangs_is_bounded_by_request_timeout(module_runner):
 @pytest.mark.parametrize("bad,message", [
     ({"url": "10.0.0.1:8000"}, "url: '10.0.0.1:8000' is not an http:// or https:// URL"),
     ({"consecutive": 0}, "consecutive: must be greater than 0"),
-    ({"completion": {"prompt": "hi"}}, "missing required arguments: model"),
+    ({"completion": {"prompt": "hi"}}, "completion: model: give the model (or models, one per URL)"),
 ])
 def test_bad_arguments(module_runner, bad, message):
     code, result = module_runner(health_gate.main, dict(args(1), **bad))
@@ -169,6 +169,30 @@ def test_one_replica_failing_fails_the_node_and_names_only_it(module_runner, eng
     assert code == 1 and not result["passed"]
     assert result["msg"].startswith(urls[1] + ": no 2 passing checks") and urls[0] not in result["msg"]
     assert [r["passed"] for r in result["replicas"]] == [True, False]
+
+
+def test_each_replica_is_asked_for_its_own_model(module_runner, engine, second_engine):
+    """A node serving two models: each replica gets a completion for its server's model and its readiness
+    path is its engine's (models / health_paths, one per URL)."""
+    (one, one_handler), (two, two_handler) = engine, second_engine
+    urls = ["http://127.0.0.1:%d" % one.server_port, "http://127.0.0.1:%d" % two.server_port]
+    code, result = module_runner(health_gate.main, args(0, completion={}, url=None, urls=urls, models=["a", "b"],
+                                                        health_paths=["/health", "/ready"]))
+    assert code == 0 and result["passed"], result
+    assert {r[2] for r in one_handler.requests if r[0] == "POST"} == {"a"}
+    assert {r[2] for r in two_handler.requests if r[0] == "POST"} == {"b"}
+    assert {r[1] for r in one_handler.requests if r[0] == "GET"} == {"/health"}
+    assert {r[1] for r in two_handler.requests if r[0] == "GET"} == {"/ready"}
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"models": ["a"]}, "models: 1 given for 2 URLs: one per URL, in the same order"),
+    ({"health_paths": ["/a", "/b", "/c"]}, "health_paths: 3 given for 2 URLs: one per URL, in the same order"),
+])
+def test_per_url_lists_must_match_the_urls(module_runner, bad, message):
+    code, result = module_runner(health_gate.main, dict(args(0, url=None, completion={"model": "m"},
+                                                             urls=["http://127.0.0.1:1", "http://127.0.0.1:2"]), **bad))
+    assert code == 1 and message in result["msg"], result["msg"]
 
 
 @pytest.mark.parametrize("bad,message", [
