@@ -8,9 +8,12 @@ on those addresses). Then it fits time = a * N^k over the sizes (least squares o
 
 With LLMFLEET_BENCH_MODELS=K (default 1) the fleet serves K models behind its load balancers: node i
 serves model i mod K (its own model_server_name, model name and alias), so every model is in every zone
-and the cross-host model rules (names, aliases, per-model capacity) run on every node.
+and the cross-host model rules (names, aliases, per-model capacity) run on every node. With
+LLMFLEET_BENCH_NODE_SERVERS=S (default 0) every node also serves S further models of its own
+(model_server_servers: their replicas on ports 8100, 8200..., weights outside the model store), so the
+per-node server rules (ports and GPUs across a node's servers, each entry's own checks) run on every node.
 
-Usage: [LLMFLEET_BENCH_MODELS=K] .venv/bin/python bench/validate_scale.py [N ...]     (default: 9 90 900 1800)
+Usage: [LLMFLEET_BENCH_MODELS=K] [LLMFLEET_BENCH_NODE_SERVERS=S] .venv/bin/python bench/validate_scale.py [N ...]     (default: 9 90 900 1800)
 """
 
 import math
@@ -28,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 ZONES = ("zone-a", "zone-b", "zone-c")
 
 
-def write_inventory(root: Path, nodes: int, models: int = 1) -> Path:
+def write_inventory(root: Path, nodes: int, models: int = 1, node_servers: int = 0) -> Path:
     inv = root / f"fleet-{nodes}"
     shutil.copytree(REPO / "inventories" / "example" / "group_vars", inv / "group_vars")
     model_nodes = {}
@@ -40,6 +43,10 @@ def write_inventory(root: Path, nodes: int, models: int = 1) -> Path:
         if model:
             node.update(model_server_name=f"m{model}", model_server_model_name=f"model-{model}",
                         model_server_model_aliases=[f"alias-{model}"])
+        if node_servers:
+            node["model_server_servers"] = [
+                {"name": f"extra{j}", "model_name": f"extra-model-{j}", "model_path": f"/opt/weights/extra{j}",
+                 "base_port": 8000 + 100 * j} for j in range(1, node_servers + 1)]
     hosts = {"all": {"children": {
         "model_nodes": {"hosts": model_nodes},
         "load_balancers": {"hosts": {
@@ -73,11 +80,12 @@ def fitted_exponent(points: list[tuple[int, float]]) -> float:
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [9, 90, 900, 1800]
     models = int(os.environ.get("LLMFLEET_BENCH_MODELS", "1"))
-    print(f"models served: {models}")
+    node_servers = int(os.environ.get("LLMFLEET_BENCH_NODE_SERVERS", "0"))
+    print(f"models served: {models}, further servers per node: {node_servers}")
     points = []
     with tempfile.TemporaryDirectory(prefix="llmfleet-validate-scale-") as tmp:
         for nodes in sizes:
-            inv = write_inventory(Path(tmp), nodes, models)
+            inv = write_inventory(Path(tmp), nodes, models, node_servers)
             elapsed, outcome = time_validation(inv)
             hosts = nodes + 3
             print(f"model nodes {nodes:5d} (hosts {hosts:5d}): validation {elapsed:7.1f} s  "

@@ -248,7 +248,12 @@ def host_ports(groups, roles):
         if lb.get("load_balancer_http_port"):
             ports.append((lb["load_balancer_http_port"], "load_balancer_http_port"))
     if "model_server" in roles:
-        for position, server in enumerate(node_servers(roles["model_server"])):
+        servers = node_servers(roles["model_server"])
+        try:
+            serving.node_plan("", servers)
+        except ValueError:
+            servers = servers[:1]  # two servers of the node on one port: server_problems says so, once
+        for position, server in enumerate(servers):
             entry = "" if position == 0 else "model_server_servers[%d] (%s) " % (position - 1, server["model_server_name"])
             source = entry + ("replicas[%d]" if position else "model_server_replicas[%d]") if server.get(
                 "model_server_replicas") else entry + ("base_port" if position else "model_server_base_port") + " (replica %d)"

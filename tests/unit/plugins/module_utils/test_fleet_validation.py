@@ -436,6 +436,13 @@ def test_a_bad_further_server_is_refused_naming_the_host_and_entry(entry, expect
         if "gpu_ids" in entry else {}
     found = problems_of(fleet(**{"gpu-a1": dict(gpus, model_server_servers=[entry])}))
     assert any(p.startswith(expected) for p in found), found
+    # said once: a port two servers share is not also a collision of the host's services
+    assert len([p for p in found if "port 8000" in p]) <= 1, found
+
+
+def test_a_further_servers_port_is_checked_against_the_hosts_other_services():
+    found = problems_of(fleet(**{"gpu-a1": {"model_server_servers": [dict(EMBED, base_port=9100)]}}))
+    assert "gpu-a1: model_server_servers[0] (embed) base_port (replica 0): port 9100 is also node_exporter_port's" in found, found
 
 
 def test_a_further_server_without_a_weights_source_is_refused():
