@@ -35,7 +35,13 @@ def test_what_a_further_model_server_may_give_is_one_list_everywhere():
     spec = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
     assert list(spec["model_server_servers"]["options"]) == list(serving.SERVER_OPTIONS)
     loop = next(t for t in yaml.safe_load((role / "tasks" / "servers.yml").read_text()) if "loop" in t)
-    assert loop["vars"] == {"model_server_" + o: "{{ __model_server_server.model_server_%s }}" % o for o in serving.SERVER_OPTIONS}
+    # By position, with a label that names no server: hosts whose loop item or label differ run the included
+    # tasks one group after the other (ansible-core compares them), so values here would serialize the nodes.
+    assert loop["loop"] == "{{ range(__model_server_selected | length) | list }}"
+    assert loop["loop_control"]["label"] == "server {{ __model_server_index }}"
+    given = dict(loop["vars"])
+    assert given.pop("__model_server_server") == "{{ __model_server_selected[__model_server_index] }}"
+    assert given == {"model_server_" + o: "{{ __model_server_server.model_server_%s }}" % o for o in serving.SERVER_OPTIONS}
     # each is a role option; only the entry's own ones fall back to the role's defaults
     defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
     assert all("model_server_" + o in defaults for o in serving.SERVER_OPTIONS)
