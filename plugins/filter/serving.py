@@ -140,11 +140,12 @@ def model_server_plan_replicas(plan):
             for server in serving.plan_servers(plan or {"servers": []}) for replica in server["replicas"]]
 
 
-def model_server_container_ports(plan):
-    """The engines' own ports of a node's servers that run in containers, sorted, once each (what its
-    routed firewall rules name)."""
-    return sorted(set(serving.ENGINES[s["engine"]]["container_port"] for s in serving.plan_servers(plan)
-                      if s["runtime"] == "docker"))
+def model_server_firewall(plan, names, networks):
+    """One firewall call's owner, owners and rules for a node's model servers: module_utils/serving.firewall_rules."""
+    try:
+        return serving.firewall_rules(plan, list(names), list(networks))
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def model_server_retired_servers(found, servers):
@@ -201,7 +202,7 @@ class FilterModule(object):
             "model_server_select_servers": model_server_select_servers,
             "model_server_plan_replicas": model_server_plan_replicas,
             "model_server_retired_servers": model_server_retired_servers,
-            "model_server_container_ports": model_server_container_ports,
+            "model_server_firewall": model_server_firewall,
             "model_server_pinned_image": model_server_pinned_image,
             "model_server_unit_files": model_server_unit_files,
         }

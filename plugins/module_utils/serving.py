@@ -302,6 +302,34 @@ def server_plan(plan, name):
                      % (name, ", ".join(s["name"] for s in plan_servers(plan))))
 
 
+# The firewall owners of a node's model servers (ufw rule comments: `llmfleet OWNER`): the node's own, for
+# the routed rules its containers share, and each server's, for its replica ports.
+NODE_FIREWALL_OWNER = "model servers"
+
+
+def firewall_owner(name):
+    return "model server %s" % name
+
+
+def firewall_rules(plan, names, networks):
+    """What one call of the firewall (its rules.yml: firewall_rules_owner, _owners, firewall_rules) opens
+    for a node's model servers: the routed rules the node's containers need, owned by the node (Docker
+    rewrites a published port to the engine's container port before the DOCKER-USER chain sees it, and
+    every server of one engine in containers publishes from that port: owned by each server, retiring one
+    would close it for the others), and the replica ports of each server named, owned by that server.
+    One call for all of them: a call is a round trip to the node (about a second of a run on the lab),
+    and a node's servers cost one per server before."""
+    servers = plan_servers(plan)
+    rules = [{"port": port, "proto": "tcp", "route": True, "comment": "containers", "from": list(networks)}
+             for port in sorted(set(ENGINES[s["engine"]]["container_port"] for s in servers if s["runtime"] == "docker"))]
+    owners = []
+    for name in names:
+        owners.append(firewall_owner(name))
+        rules += [{"port": replica["port"], "proto": "tcp", "from": list(networks), "owner": firewall_owner(name)}
+                  for replica in server_plan(plan, name)["replicas"]]
+    return {"owner": NODE_FIREWALL_OWNER, "owners": owners, "rules": rules}
+
+
 def lb_members(model_hosts, hostvars, plan_fact="model_server_plan"):
     """Load-balancer members from the model nodes' replica plans.
 

@@ -10,8 +10,10 @@ the host's rules are read once (`ufw show added`, which lists them as the comman
 and works while ufw is inactive), compared as parsed rules, and only the difference is applied.
 
 Ownership is by comment: every rule the collection writes carries `llmfleet OWNER` or
-`llmfleet OWNER: WHAT`. A call owns its OWNER; a rule with that owner that the call does not want
-is deleted. Rules of other owners and rules someone added by hand are never touched.
+`llmfleet OWNER: WHAT`. A call owns its OWNER (and the owners it names: one call can reconcile the
+rules of several services of a host, e.g. each model server of a node, at the cost of one round trip);
+a rule with such an owner that the call does not want is deleted. Rules of other owners and rules
+someone added by hand are never touched.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -54,6 +56,22 @@ def comment_text(owner, what):
 def owned_by(rule, owner):
     mine = "%s %s" % (PREFIX, owner)
     return rule.comment == mine or (rule.comment or "").startswith(mine + ": ")
+
+
+def owner_problem(owner):
+    """What is wrong with an owner's name, or '' (it becomes part of a comment: `llmfleet OWNER: WHAT`)."""
+    if not isinstance(owner, str) or not owner.strip() or "'" in owner or ":" in owner:
+        return "owner %r must be a non-empty name without quotes or colons" % (owner,)
+    return ""
+
+
+def owners_of(owner, specs, owners=()):
+    """Every owner a call reconciles: its own, those it names, and each rule's own."""
+    found = []
+    for name in [owner] + list(owners) + [spec.get("owner") for spec in specs]:
+        if name and name not in found:
+            found.append(name)
+    return found
 
 
 def parse_added(text):
@@ -99,6 +117,8 @@ def rule_problem(spec):
             return "from: %r is not a network (CIDR) or any" % (source,)
     if "'" in (spec.get("comment") or ""):
         return "comment %r contains a quote" % (spec.get("comment"),)
+    if spec.get("owner") not in (None, ""):
+        return owner_problem(spec["owner"])
     return ""
 
 
@@ -109,7 +129,8 @@ def sources(spec):
 
 
 def wanted(specs, owner, also_routed=False):
-    """Rules from the module's rule specs: one per source; the comment carries the owner. With
+    """Rules from the module's rule specs: one per source; the comment carries the owner (the spec's
+    own where it names one, else the call's). With
     also_routed (a Docker host), each rule again as a routed rule, which the DOCKER-USER chain
     consults for container ports. Docker rewrites a published port to the container's own port
     (nat PREROUTING) before the packet reaches DOCKER-USER, so that routed rule names the spec's
@@ -118,15 +139,16 @@ def wanted(specs, owner, also_routed=False):
     rules, seen = [], set()
     for spec in specs:
         what = spec.get("comment") or ""
+        rule_owner = spec.get("owner") or owner
         for source in sources(spec):
             rule = Rule(route=bool(spec.get("route")), action=spec.get("action") or "allow", source=source_key(source),
-                        port=str(spec["port"]), proto=spec.get("proto") or "tcp", comment=comment_text(owner, what))
+                        port=str(spec["port"]), proto=spec.get("proto") or "tcp", comment=comment_text(rule_owner, what))
             copies = [rule]
             if also_routed and not rule.route:
                 # Replicas publish different ports from one container port: one routed rule for them all.
                 routed_what = "containers" if spec.get("container_port") else (what + " (containers)").strip()
                 copies.append(rule._replace(route=True, port=str(spec.get("container_port") or rule.port),
-                                            comment=comment_text(owner, routed_what)))
+                                            comment=comment_text(rule_owner, routed_what)))
             for copy in copies:
                 # ufw holds one rule per (route, action, source, port, proto): the first comment wins.
                 if copy._replace(comment=None) not in seen:
@@ -163,15 +185,18 @@ def same_spec(a, b):
     return a._replace(comment=None) == b._replace(comment=None)
 
 
-def plan(current, wants, owner, purge=True):
-    """(to_delete, to_add). A wanted rule present with another comment is added again: ufw then
-    updates its comment in place. An owned rule no longer wanted is deleted, unless a wanted rule
-    has the same spec (the add re-comments it: deleting first would open a gap in the firewall)."""
+def plan(current, wants, owners, purge=True):
+    """(to_delete, to_add). owners: the owner (or list of owners, owners_of) this call reconciles. A
+    wanted rule present with another comment is added again: ufw then updates its comment in place. A
+    rule of one of the owners no longer wanted is deleted, unless a wanted rule has the same spec (the
+    add re-comments it: deleting first would open a gap in the firewall)."""
+    owners = [owners] if isinstance(owners, str) else [o for o in owners if o]
     to_add = [rule for rule in wants if rule not in current]
     to_delete = []
-    if purge and owner:
+    if purge and owners:
         to_delete = [rule for rule in current
-                     if owned_by(rule, owner) and rule not in wants and not any(same_spec(rule, w) for w in wants)]
+                     if any(owned_by(rule, o) for o in owners) and rule not in wants
+                     and not any(same_spec(rule, w) for w in wants)]
     return to_delete, to_add
 
 

@@ -17,6 +17,8 @@ description:
     logging level where they differ, and enables ufw when asked.
   - "Ownership is by comment. Every rule written here carries the comment C(llmfleet OWNER) or
     C(llmfleet OWNER: WHAT); rules of other owners and rules added by hand are never touched."
+  - "One call can reconcile several owners of a host (O(owners), O(rules[].owner)): each model server of
+    a node keeps its own rules, in one round trip per node instead of one per server."
   - C(community.general.ufw) applies one rule per task and cannot remove a rule that is no longer
     wanted, which is why this module exists (one round trip per host instead of one per rule).
 options:
@@ -53,6 +55,10 @@ options:
         description: A routed (forward) rule, as Docker's DOCKER-USER chain consults for container ports.
         type: bool
         default: false
+      owner:
+        description:
+          - The owner of this rule, when it is not O(owner) (its comment names it; O(purge) reconciles it too).
+        type: str
       container_port:
         description:
           - The port inside the container that O(rules[].port) is published from. Docker rewrites the
@@ -63,6 +69,13 @@ options:
     description: Who the rules belong to (part of their comment). Owned rules not in O(rules) are deleted when O(purge) is true.
     type: str
     required: true
+  owners:
+    description:
+      - Further owners this call reconciles as it does O(owner) (and each O(rules[].owner)) - their rules not in
+        O(rules) are deleted when O(purge) is true, also where O(rules) has none of theirs any more.
+    type: list
+    elements: str
+    default: []
   also_routed:
     description:
       - Add each rule again as a routed rule (comment suffix C((containers))). On a Docker host the
@@ -123,6 +136,14 @@ EXAMPLES = r"""
     rules:
       - {port: "8000", container_port: 8080, from: [10.20.1.10], comment: replica 0}
       - {port: "8001", container_port: 8080, from: [10.20.1.10], comment: replica 1}
+
+- name: Two model servers of a node in one call, each keeping its own rules
+  llmfleet.cluster.ufw_rules:
+    owner: model servers
+    owners: [model server llm, model server gemma]
+    rules:
+      - {port: "8000", from: [10.20.1.10], owner: model server llm}
+      - {port: "8100", from: [10.20.1.10], owner: model server gemma}
 """
 
 RETURN = r"""
@@ -163,6 +184,7 @@ RULE_OPTIONS = {
     "action": dict(type="str", choices=list(ufw_rules.ACTIONS), default="allow"),
     "route": dict(type="bool", default=False),
     "container_port": dict(type="int"),
+    "owner": dict(type="str"),
 }
 
 
@@ -180,6 +202,7 @@ def main():
         argument_spec=dict(
             rules=dict(type="list", elements="dict", default=[], options=RULE_OPTIONS),
             owner=dict(type="str", required=True),
+            owners=dict(type="list", elements="str", default=[]),
             also_routed=dict(type="bool", default=False),
             purge=dict(type="bool", default=True),
             default_incoming=dict(type="str", choices=policies),
@@ -194,8 +217,11 @@ def main():
         problem = ufw_rules.rule_problem(spec)
         if problem:
             module.fail_json(msg="rules[%d]: %s" % (index, problem))
-    if not params["owner"].strip() or "'" in params["owner"] or ":" in params["owner"]:
-        module.fail_json(msg="owner %r must be a non-empty name without quotes or colons" % params["owner"])
+    for option, names in (("owner", [params["owner"]]), ("owners", params["owners"])):
+        for name in names:
+            problem = ufw_rules.owner_problem(name)
+            if problem:
+                module.fail_json(msg="%s: %s" % (option, problem))
     ufw = module.get_bin_path("ufw", required=True)
 
     def run(args):
@@ -206,7 +232,8 @@ def main():
 
     current, unread = ufw_rules.parse_added(run(["show", "added"]))
     wanted = ufw_rules.wanted(params["rules"], params["owner"].strip(), params["also_routed"])
-    to_delete, to_add = ufw_rules.plan(current, wanted, params["owner"].strip(), params["purge"])
+    owners = ufw_rules.owners_of(params["owner"].strip(), params["rules"], [o.strip() for o in params["owners"]])
+    to_delete, to_add = ufw_rules.plan(current, wanted, owners, params["purge"])
     settings = ufw_rules.settings_commands(
         ufw_rules.read_settings(read("/etc/default/ufw"), read("/etc/ufw/ufw.conf")),
         incoming=params["default_incoming"], routed=params["default_routed"], logging=params["logging"])

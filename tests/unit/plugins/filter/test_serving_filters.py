@@ -1,6 +1,9 @@
 """The serving filters a node with several models needs: its servers chosen and given a release, its
 replicas gated each with its own model, its replicas listed for the fault agent, DCGM and Filebeat."""
 
+import pytest
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.llmfleet.cluster.plugins.filter import fault_agent, serving as f
 from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
 
@@ -54,7 +57,25 @@ def test_the_fault_agent_answers_for_every_server_under_the_load_balancers_names
 
 
 def test_the_nodes_containers_share_one_routed_port_per_engine():
-    assert f.model_server_container_ports(PLAN) == [11434]  # the Ollama container; llm runs natively
+    nets = ["10.0.1.5/32"]
+    # The Ollama container's port, owned by the node; llm runs natively: none of its own.
+    assert [(r["port"], r.get("route"), r.get("owner")) for r in f.model_server_firewall(PLAN, [], nets)["rules"]] == [
+        (11434, True, None)]
     both = f.model_server_node_plan(f.model_server_node_servers(
         dict(NODE, model_server_runtime="docker", model_server_servers=[dict(GEMMA, engine="llamacpp")])), "10.0.3.12")
-    assert f.model_server_container_ports(both) == [8080]
+    assert [r["port"] for r in f.model_server_firewall(both, [], nets)["rules"]] == [8080]
+
+
+def test_one_firewall_call_opens_every_named_server_under_its_own_owner():
+    nets = ["10.0.1.5/32", "10.0.9.9/32"]
+    call = f.model_server_firewall(PLAN, ["llm", "gemma"], nets)
+    assert call["owner"] == "model servers"
+    assert call["owners"] == ["model server llm", "model server gemma"]
+    assert [(r["port"], r.get("route", False), r.get("owner"), r["from"]) for r in call["rules"]] == [
+        (11434, True, None, nets), (8000, False, "model server llm", nets), (8001, False, "model server llm", nets),
+        (8100, False, "model server gemma", nets)]
+    # One server only (a rolling update of one model): the node's routed rules still, the other server's not.
+    only = f.model_server_firewall(PLAN, ["gemma"], nets)
+    assert only["owners"] == ["model server gemma"] and [r["port"] for r in only["rules"]] == [11434, 8100]
+    with pytest.raises(AnsibleFilterError, match="no server nope"):
+        f.model_server_firewall(PLAN, ["nope"], nets)

@@ -140,3 +140,30 @@ def test_a_published_container_port_is_routed_on_the_container_s_own_port():
     assert [r.port for r in u.wanted(specs, "model server llm")] == ["8000", "8001"]
     assert u.rule_problem({"port": 8000, "container_port": 70000}) == "container_port 70000 is not a port"
     assert u.rule_problem({"port": 8000, "container_port": "80:81"}) == "container_port '80:81' is not a port"
+
+
+def test_one_call_reconciles_each_owner_it_names_and_only_those():
+    # A node's model servers in one call: each rule names its own server; llm's replica 1 is gone and
+    # llm2 has no rule left (a server whose replicas all went), t4 is nobody this call names.
+    current, _unread = rules()
+    specs = [{"port": "8000", "from": ["10.213.9.83"], "comment": "replica 0", "owner": "model server llm"},
+             {"port": "7003", "route": True, "owner": "t3"}]
+    owners = u.owners_of("model servers", specs, ["model server llm", "model server llm2"])
+    assert owners == ["model servers", "model server llm", "model server llm2", "t3"]
+    wants = u.wanted(specs, "model servers")
+    assert [r.comment for r in wants] == ["llmfleet model server llm: replica 0", "llmfleet t3"]
+    to_delete, to_add = u.plan(current, wants, owners)
+    assert to_add == []
+    assert sorted((r.port, r.route, r.comment) for r in to_delete) == [
+        ("8001", False, "llmfleet model server llm: replica 1"),
+        ("8001", True, "llmfleet model server llm: replica 1 (containers)"),
+        ("8002", False, "llmfleet model server llm2: replica 0")]
+    # Only opening: nothing of any owner is deleted.
+    assert u.plan(current, wants, owners, purge=False) == ([], [])
+
+
+def test_an_owner_that_would_break_the_comment_is_refused():
+    assert u.owner_problem("model server llm") == ""
+    for bad in ("", "  ", "model server: llm", "it's", None):
+        assert "must be a non-empty name" in u.owner_problem(bad)
+    assert "must be a non-empty name" in u.rule_problem({"port": 8000, "owner": "a:b"})
