@@ -22,13 +22,8 @@ description:
     its configuration files left is missing, so the install task that needs it runs.
   - Changes nothing.
 options: {}
+extends_documentation_fragment: [llmfleet.cluster.read_only]
 attributes:
-  check_mode:
-    support: full
-    description: Changes nothing in any mode.
-  diff_mode:
-    support: none
-    description: Nothing to show; the module only reads.
   facts:
     support: full
     description: Sets C(ansible_facts.packages).

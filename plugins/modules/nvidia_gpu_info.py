@@ -37,13 +37,7 @@ options:
     type: list
     elements: path
     default: [/usr/local/nvidia/lib64, /usr/lib/x86_64-linux-gnu, /usr/lib64]
-attributes:
-  check_mode:
-    support: full
-    description: Changes nothing in any mode.
-  diff_mode:
-    support: none
-    description: Nothing to show; the module only reads.
+extends_documentation_fragment: [llmfleet.cluster.read_only]
 author: llmfleet maintainers (@llmfleet)
 """
 

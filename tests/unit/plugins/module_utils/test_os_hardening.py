@@ -3,6 +3,9 @@
 # Apache License 2.0 (see LICENSE)
 """The os_hardening role's rules and lists (module_utils/os_hardening.py)."""
 
+import os
+import stat
+
 import pytest
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_rules, os_hardening
@@ -128,3 +131,64 @@ def test_an_allowed_module_unblocks_it_in_either_spelling():
     assert os_hardening.blocked_modules(blocked, ["usb_storage"]) == ["dccp", "sctp"]
     assert os_hardening.blocked_modules(["usb_storage"], ["usb-storage"]) == []
     assert os_hardening.blocked_modules(blocked, []) == ["dccp", "sctp", "usb-storage"]
+
+
+class FakeHost:
+    """A host's files, modes and databases for host_state: {path: text}, {path: (mode, uid, gid)}."""
+    PASSWD = ("root:x:0:0:root:/root:/bin/bash\nllmops:x:1000:1000::/home/llmops:/bin/bash\n"
+              "svc:x:999:999::/var/lib/svc:/usr/sbin/nologin\nadmin:x:1001:1001::/home/admin:/bin/bash\n")
+    SHADOW = "root:$y$j9T$abc:19000::::::\nllmops:!:19000::::::\nadmin:$6$salt$hash:19000::::::\nsvc:*:19000::::::\n"
+
+    def __init__(self, files, modes):
+        self.files, self.modes, self.asked = files, modes, []
+
+    def read_text(self, path):
+        self.asked.append(path)
+        return self.files.get(path)
+
+    def stat_path(self, path):
+        if path not in self.modes:
+            return None
+        mode, uid, gid = self.modes[path]
+        return os.stat_result((mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
+
+    def getent(self, database):
+        self.asked.append("getent " + database)
+        return {"passwd": self.PASSWD, "shadow": self.SHADOW}[database]
+
+    def state(self, **asked):
+        return os_hardening.host_state(asked, self.read_text, self.stat_path, self.getent,
+                                       lambda st: ({0: "root"}[st.st_uid], {0: "root", 42: "shadow"}[st.st_gid]))
+
+
+def test_the_hosts_state_is_read_in_one_pass_and_only_what_is_asked():
+    host = FakeHost(
+        {"/etc/login.defs": "UMASK 022\n", "/proc/modules": "dccp 1 0 - Live 0x0\nveth 2 0 - Live 0x0\n",
+         "/etc/pam.d/common-password": "password requisite pam_pwquality.so retry=3\n",
+         "/etc/pam.d/common-session": "session optional pam_umask.so\n"},
+        {"/etc/crontab": (stat.S_IFREG | 0o644, 0, 0), "/etc/cron.d": (stat.S_IFDIR | 0o700, 0, 0),
+         "/root": (stat.S_IFDIR | 0o700, 0, 0), "/home/llmops": (stat.S_IFDIR | 0o755, 0, 0),
+         "/usr/bin/chfn": (stat.S_IFREG | 0o4755, 0, 0), "/usr/bin/chage": (stat.S_IFREG | 0o2755, 0, 42),
+         "/usr/bin/newgrp": (stat.S_IFREG | 0o755, 0, 0)})
+    state = host.state(login_defs=True, password_accounts=True, home_mode="0750", loaded_modules=True, pam=True,
+                       modes=[{"path": "/etc/crontab", "mode": "0600"}, {"path": "/etc/cron.d", "mode": "0700"},
+                              {"path": "/etc/cron.daily", "mode": "0700"}],
+                       setid_paths=["/usr/bin/chfn", "/usr/bin/chage", "/usr/bin/newgrp", "/usr/bin/gone"])
+    assert state["login_defs"] == "UMASK 022\n"
+    # A hash, not root, not a locked account.
+    assert state["password_accounts"] == ["admin"]
+    # Existing paths with another mode only; admin's home does not exist.
+    assert state["mode_changes"] == [{"path": "/etc/crontab", "mode": "0600"}, {"path": "/home/llmops", "mode": "0750"}]
+    assert state["setid"] == [{"path": "/usr/bin/chfn", "owner": "root", "group": "root", "mode": "0755"},
+                              {"path": "/usr/bin/chage", "owner": "root", "group": "shadow", "mode": "0755"}]
+    assert state["loaded_modules"] == ["dccp", "veth"]
+    # The non-interactive session stack lacks pam_umask (missing here): not both.
+    assert state["pam"] == {"pwquality": True, "umask": False}
+
+    nothing = FakeHost({}, {})
+    assert nothing.state() == {} and nothing.asked == []
+
+
+def test_a_host_without_login_defs_is_named():
+    with pytest.raises(ValueError, match="/etc/login.defs is missing"):
+        FakeHost({}, {}).state(login_defs=True)
