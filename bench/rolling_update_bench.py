@@ -13,7 +13,8 @@ are then ~0).
 
 Usage (lab up and site.yml applied): .venv/bin/python bench/rolling_update_bench.py
 It updates the lab to another llama.cpp context size and back (every zone), then the container zone
-to the engine's second image build (b2) and back (only that zone: real pulls), and leaves the lab on
+to the engine's second image build (b2) and back (real pulls on that zone's nodes; every zone is still
+updated: the bench forces each run, rolling_update_force), and leaves the lab on
 the release the inventory describes.
 """
 
@@ -114,7 +115,8 @@ def main():
             runs = runs[1:] + runs[:1] + runs[1:]
         if container_nodes:
             # The container zone to the engine's second build and back: real pulls (the result's
-            # image_pulls), only that zone updated. group_vars of container_nodes win over model_nodes'.
+            # image_pulls); the image is only that zone's, but every run here is forced, so every zone is
+            # updated. group_vars of container_nodes win over model_nodes'.
             image = workdir / "image-b2"
             shutil.copytree(REPO / "inventories/lab", image)
             (image / "group_vars" / "container_nodes" / "zz-bench.yml").write_text(json.dumps(
