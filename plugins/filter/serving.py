@@ -140,12 +140,12 @@ def model_server_plan_replicas(plan):
             for server in serving.plan_servers(plan or {"servers": []}) for replica in server["replicas"]]
 
 
-def model_server_firewall(plan, names, networks):
+def model_server_firewall(plan, selected, networks):
     """One firewall call's owner, owners and rules for a node's model servers: module_utils/serving.firewall_rules."""
     try:
-        return serving.firewall_rules(plan, list(names), list(networks))
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc))
+        return serving.firewall_rules(plan, list(selected), list(networks))
+    except (ValueError, KeyError) as exc:
+        raise AnsibleFilterError("model_server_firewall: %s" % (exc,))
 
 
 def model_server_retired_servers(found, servers):

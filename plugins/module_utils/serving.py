@@ -311,19 +311,29 @@ def firewall_owner(name):
     return "model server %s" % name
 
 
-def firewall_rules(plan, names, networks):
+def firewall_rules(plan, selected, networks):
     """What one call of the firewall (its rules.yml: firewall_rules_owner, _owners, firewall_rules) opens
     for a node's model servers: the routed rules the node's containers need, owned by the node (Docker
     rewrites a published port to the engine's container port before the DOCKER-USER chain sees it, and
     every server of one engine in containers publishes from that port: owned by each server, retiring one
-    would close it for the others), and the replica ports of each server named, owned by that server.
+    would close it for the others), and the replica ports of each selected server, owned by that server.
     One call for all of them: a call is a round trip to the node (about a second of a run on the lab),
-    and a node's servers cost one per server before."""
-    servers = plan_servers(plan)
+    and a node's servers cost one per server before.
+
+    selected: the servers the call runs (model_server_select_servers: model_server_* values), with the
+    release each runs now - a rollback's recorded one. Their runtime and engine decide their containers'
+    ports, not the plan's: a rolling update that switched a server's runtime or engine and failed rolls
+    it back to the recorded one, whose containers still need their routed rule although the plan (the
+    inventory's) no longer names it. The other servers of the node count as the plan has them."""
+    running = {s["name"]: (s["runtime"], s["engine"]) for s in plan_servers(plan)}
+    for server in selected:
+        running[server[PREFIX + "name"]] = (server[PREFIX + "runtime"], server[PREFIX + "engine"])
     rules = [{"port": port, "proto": "tcp", "route": True, "comment": "containers", "from": list(networks)}
-             for port in sorted(set(ENGINES[s["engine"]]["container_port"] for s in servers if s["runtime"] == "docker"))]
+             for port in sorted(set(ENGINES[engine]["container_port"] for runtime, engine in running.values()
+                                    if runtime == "docker"))]
     owners = []
-    for name in names:
+    for server in selected:
+        name = server[PREFIX + "name"]
         owners.append(firewall_owner(name))
         rules += [{"port": replica["port"], "proto": "tcp", "from": list(networks), "owner": firewall_owner(name)}
                   for replica in server_plan(plan, name)["replicas"]]

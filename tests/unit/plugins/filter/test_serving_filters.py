@@ -61,21 +61,37 @@ def test_the_nodes_containers_share_one_routed_port_per_engine():
     # The Ollama container's port, owned by the node; llm runs natively: none of its own.
     assert [(r["port"], r.get("route"), r.get("owner")) for r in f.model_server_firewall(PLAN, [], nets)["rules"]] == [
         (11434, True, None)]
-    both = f.model_server_node_plan(f.model_server_node_servers(
-        dict(NODE, model_server_runtime="docker", model_server_servers=[dict(GEMMA, engine="llamacpp")])), "10.0.3.12")
+    servers = f.model_server_node_servers(
+        dict(NODE, model_server_runtime="docker", model_server_servers=[dict(GEMMA, engine="llamacpp")]))
+    both = f.model_server_node_plan(servers, "10.0.3.12")
     assert [r["port"] for r in f.model_server_firewall(both, [], nets)["rules"]] == [8080]
+    assert [r["port"] for r in f.model_server_firewall(both, servers, nets)["rules"]] == [8080, 8000, 8001, 8100]
 
 
 def test_one_firewall_call_opens_every_named_server_under_its_own_owner():
     nets = ["10.0.1.5/32", "10.0.9.9/32"]
-    call = f.model_server_firewall(PLAN, ["llm", "gemma"], nets)
+    call = f.model_server_firewall(PLAN, f.model_server_select_servers(SERVERS), nets)
     assert call["owner"] == "model servers"
     assert call["owners"] == ["model server llm", "model server gemma"]
     assert [(r["port"], r.get("route", False), r.get("owner"), r["from"]) for r in call["rules"]] == [
         (11434, True, None, nets), (8000, False, "model server llm", nets), (8001, False, "model server llm", nets),
         (8100, False, "model server gemma", nets)]
     # One server only (a rolling update of one model): the node's routed rules still, the other server's not.
-    only = f.model_server_firewall(PLAN, ["gemma"], nets)
+    only = f.model_server_firewall(PLAN, f.model_server_select_servers(SERVERS, ["gemma"]), nets)
     assert only["owners"] == ["model server gemma"] and [r["port"] for r in only["rules"]] == [11434, 8100]
     with pytest.raises(AnsibleFilterError, match="no server nope"):
-        f.model_server_firewall(PLAN, ["nope"], nets)
+        f.model_server_firewall(PLAN, [dict(SERVERS[0], model_server_name="nope")], nets)
+
+
+def test_a_rollback_keeps_the_routed_rule_of_the_runtime_it_goes_back_to():
+    # The inventory moved gemma from an Ollama container to a native service, the zone failed, and the
+    # rollback runs gemma's recorded release: the container again. Its routed rule stays open although
+    # the plan no longer names a container; llm (not rolled back here) counts as the plan has it.
+    nets = ["10.0.1.5/32"]
+    native = f.model_server_node_servers(dict(NODE, model_server_servers=[dict(GEMMA, runtime="systemd")]))
+    plan = f.model_server_node_plan(native, "10.0.3.12")
+    assert f.model_server_firewall(plan, f.model_server_select_servers(native), nets)["rules"][0].get("route") is None
+    recorded = {"gemma": {"model_server_runtime": "docker", "model_server_engine": "ollama"}}
+    back = f.model_server_select_servers(native, ["gemma"], recorded)
+    rules = f.model_server_firewall(plan, back, nets)["rules"]
+    assert [(r["port"], r.get("route", False)) for r in rules] == [(11434, True), (8100, False)]
