@@ -1,7 +1,10 @@
 """The serving filters a node with several models needs: its servers chosen and given a release, its
 replicas gated each with its own model, its replicas listed for the fault agent, DCGM and Filebeat."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.llmfleet.cluster.plugins.filter import fault_agent, serving as f
@@ -95,3 +98,9 @@ def test_a_rollback_keeps_the_routed_rule_of_the_runtime_it_goes_back_to():
     back = f.model_server_select_servers(native, ["gemma"], recorded)
     rules = f.model_server_firewall(plan, back, nets)["rules"]
     assert [(r["port"], r.get("route", False)) for r in rules] == [(11434, True), (8100, False)]
+
+
+def test_retiring_a_server_closes_the_rules_under_the_owner_firewall_yml_gave_them():
+    tasks = yaml.safe_load((Path(__file__).resolve().parents[4] / "roles/model_server/tasks/retire_server.yml").read_text())
+    owner = next(t["vars"]["firewall_rules_owner"] for t in tasks if "firewall_rules_owner" in t.get("vars", {}))
+    assert owner == serving.firewall_owner("{{ __model_server_retired.name }}")
