@@ -61,3 +61,17 @@ def test_a_service_opening_its_ports_writes_no_rule_when_the_firewall_is_off(tmp
     ran = [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]
            if not any(result.get("skipped") for result in task["hosts"].values())]
     assert ran == ["Open a port", "End when firewall_enabled is false"], ran
+
+
+def test_a_role_called_directly_refuses_its_bad_variables_before_touching_the_host(tmp_path):
+    # The role's own check (tasks/validate.yml: fleet_validate with roles: [ROLE]) reads the values the
+    # play gives the role - here task variables - and only that role's spec; it runs on the controller,
+    # so the unreachable host is never tried.
+    proc, report = run(tmp_path, [{"name": "Call docker", "ansible.builtin.include_role": {"name": "llmfleet.cluster.docker"},
+                                   "vars": {"docker_log_max_size": "big"}}])
+    assert proc.returncode != 0
+    results = [(task["task"]["name"].split(" : ", 1)[-1], task["hosts"]["nowhere"])
+               for play in report["plays"] for task in play["tasks"] if "nowhere" in task["hosts"]]
+    failed = [(name, result) for name, result in results if result.get("failed") or result.get("unreachable")]
+    assert [name for name, _result in failed] == ["Validate the role's variables"], failed
+    assert failed[0][1]["msg"] == "nowhere: docker_log_max_size: big is not a size such as 100m", failed[0][1]["msg"]
