@@ -1,5 +1,6 @@
 """Each role honours its own ROLE_enabled switch when called directly (not only through the playbooks,
-which also check it), and the internal _common role refuses to run on its own. The play's host is a
+which also check it), refuses bad variables with its own check before touching the host, and the internal
+_common role refuses to run on its own. The play's host is a
 closed port on loopback, in check mode: a role that did not end would fail to connect, and could not
 change this machine."""
 
