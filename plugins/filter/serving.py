@@ -73,8 +73,11 @@ def model_server_engine(engine):
     return dict(serving.ENGINES[engine])
 
 
-def model_server_container(replica, engine, image, name, model_path, model_name, **kwargs):
-    return serving.docker_container(engine, image, name, replica, model_path, model_name, **kwargs)
+def model_server_containers(replicas, server, engine, image, model_path, model_name, **kwargs):
+    """A server's replicas as containers (docker_container arguments, which the docker_replicas module
+    takes), each named llmfleet-SERVER-INDEX."""
+    return [serving.docker_container(engine, image, serving.replica_unit(server, replica["index"]), replica,
+                                     model_path, model_name, **kwargs) for replica in replicas]
 
 
 def llmfleet_host_addresses(hosts, hostvars):
@@ -189,7 +192,7 @@ class FilterModule(object):
             "llmfleet_key_scopes": llmfleet_key_scopes,
             "model_server_command": model_server_command,
             "model_server_environment": model_server_environment,
-            "model_server_container": model_server_container,
+            "model_server_containers": model_server_containers,
             "model_server_engine": model_server_engine,
             "llmfleet_host_addresses": llmfleet_host_addresses,
             "llmfleet_host_networks": llmfleet_host_networks,

@@ -1,0 +1,136 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: llmfleet maintainers
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: docker_replicas
+short_description: Bring a model server's containerised replicas to their plan in one call
+version_added: 0.1.0
+description:
+  - Reconciles the containers C(llmfleet-NAME-INDEX) of one model server with the containers given.
+    Each existing container is compared with its plan as the Docker engine reports it (image, command,
+    environment, labels, published ports, volumes, restart policy, stop timeout, health check, GPU
+    device requests, IPC mode, shm size, memory and CPU limits); one that differs is recreated, one that
+    matches but does not run is started, one the list no longer has is removed.
+  - The changed and the retired containers are stopped at once (each within its own stop timeout, the
+    engine's drain) and removed; then the new ones are created and started at once. A rolling update
+    runs this while the zone is out of the pool, where C(community.docker.docker_container) in a loop
+    recreated a node's replicas one after the other.
+  - Containers created earlier by C(community.docker.docker_container) with the same arguments are
+    kept as they are (the comparison reads the engine, not a label of this module's).
+  - Talks to the engine's API on its unix socket; needs no Docker SDK for Python on the node.
+options:
+  name:
+    description: The model server's name (C(model_server_name)); containers are C(llmfleet-NAME-INDEX).
+    type: str
+    required: true
+  containers:
+    description:
+      - The planned containers, as the filter C(llmfleet.cluster.model_server_container) gives them
+        (C(community.docker.docker_container) arguments). An empty list retires every container of the
+        server; a node without a Docker engine then has nothing to do (and, in check mode, would have
+        every planned container created).
+    type: list
+    elements: dict
+    required: true
+  docker_socket:
+    description: The engine's unix socket.
+    type: path
+    default: /var/run/docker.sock
+attributes:
+  check_mode:
+    support: full
+    description: Reports what would be created, recreated (and why), started and removed.
+  diff_mode:
+    support: none
+    description: Not supported.
+author: llmfleet maintainers (@llmfleet)
+"""
+
+EXAMPLES = r"""
+- name: Run the planned containers
+  llmfleet.cluster.docker_replicas:
+    name: llm
+    containers: "{{ model_server_plan.replicas | map('llmfleet.cluster.model_server_container', ...) }}"
+
+- name: Retire every container of the server llm (it moved to native units)
+  llmfleet.cluster.docker_replicas:
+    name: llm
+    containers: []
+"""
+
+RETURN = r"""
+created:
+  description: Containers created and started (none existed).
+  returned: always
+  type: list
+  elements: str
+recreated:
+  description: Containers stopped, removed, created and started because they differed from their plan.
+  returned: always
+  type: list
+  elements: str
+differences:
+  description: For each recreated container, what differed (option names of docker_container).
+  returned: always
+  type: dict
+  sample: {"llmfleet-llm-0": ["image", "env"]}
+started:
+  description: Containers that matched their plan but did not run, started.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Containers the plan no longer has, stopped and removed.
+  returned: always
+  type: list
+  elements: str
+unchanged:
+  description: Containers that matched their plan and ran.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_native
+
+from ansible_collections.llmfleet.cluster.plugins.module_utils import docker_replicas
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            containers=dict(type="list", elements="dict", required=True),
+            docker_socket=dict(type="path", default="/var/run/docker.sock"),
+        ),
+        supports_check_mode=True,
+    )
+    name, containers, path = module.params["name"], module.params["containers"], module.params["docker_socket"]
+    empty = dict(changed=False, created=[], recreated=[], started=[], removed=[], unchanged=[], differences={})
+    if not os.path.exists(path):
+        # A node that never ran containers (a native one) has none to retire; in check mode, one the
+        # docker role has not run on yet would have every replica created.
+        if containers and not module.check_mode:
+            module.fail_json(msg="%s: no Docker engine on the node (no socket %s): the docker role runs first" % (name, path),
+                             **empty)
+        empty.update(changed=bool(containers), created=[c.get("name") for c in containers])
+        module.exit_json(**empty)
+    try:
+        result = docker_replicas.reconcile(docker_replicas.Engine(docker_replicas.unix_transport(path)), name,
+                                           containers, check_mode=module.check_mode)
+    except (docker_replicas.EngineError, ValueError) as exc:
+        module.fail_json(msg="%s: %s" % (name, to_native(exc)), **empty)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
