@@ -16,6 +16,7 @@ import re
 
 from ansible_collections.llmfleet.cluster.plugins.module_utils import filebeat as filebeat_utils
 from ansible_collections.llmfleet.cluster.plugins.module_utils import alertmanager, monitoring, nvidia, os_hardening, serving, validation, virtual_ip
+from ansible_collections.llmfleet.cluster.plugins.module_utils.docker_replicas import size_bytes
 
 SIZE_PATTERN = re.compile(r"^[0-9]+[kmg]$")
 PACKAGE_VERSION_PATTERN = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.~+]+)?$")
@@ -302,6 +303,32 @@ def model_server_rules(v):
         problem = validation.image_problem(v["model_server_image"])
         if problem:
             yield "model_server_image: " + problem
+    problem = memory_limit_problem(v.get("model_server_memory_limit"), v.get("model_server_runtime"))
+    if problem:
+        yield "model_server_memory_limit: " + problem
+
+
+# systemd's MemoryMax= (systemd.resource-control): bytes with K, M, G, T, P or E (upper case only), a
+# percentage of the host's memory, or infinity.
+SYSTEMD_MEMORY_PATTERN = re.compile(r"^(\d+(\.\d+)?[KMGTPE]?|\d+(\.\d+)?%|infinity)$")
+
+
+def memory_limit_problem(value, runtime):
+    """'' or why a replica's memory limit is not one its runtime reads. systemd ignores a MemoryMax= it
+    cannot parse (a warning in the journal) and the replica runs with no limit at all; Docker refuses the
+    container (docker_replicas reads the size as the Docker CLI does)."""
+    value = "" if value is None else str(value).strip()
+    if not value:
+        return ""
+    if runtime == "systemd":
+        if SYSTEMD_MEMORY_PATTERN.match(value):
+            return ""
+        return "%r is not a size systemd's MemoryMax= reads (such as 8G or 512M: K, M, G, T in upper case; or 50%%)" % value
+    try:
+        size_bytes(value, "")
+    except ValueError:
+        return "%r is not a size such as 8g or 512m" % value
+    return ""
 
 
 def _api_key_problem(index, entry):

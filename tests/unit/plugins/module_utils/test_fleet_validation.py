@@ -449,3 +449,31 @@ def test_a_further_server_without_a_weights_source_is_refused():
     found = problems_of(fleet(**{"gpu-a1": {"model_weights_models": [MODEL], "model_server_servers": [EMBED]}}))
     assert "gpu-a1: model_server_servers[0] (embed): model_path: /srv/models/bge/bge.gguf is under model_weights_path, but " \
            "no model of model_weights_models (m) is put there: the node has no source for its weights" in found, found
+
+
+@pytest.mark.parametrize("runtime,limit,expected", [
+    # systemd ignores a MemoryMax= it cannot read: the replica would run with no limit at all.
+    ("systemd", "8g", "gpu-a1: model_server_memory_limit: '8g' is not a size systemd's MemoryMax= reads"),
+    ("systemd", "8 GB", "gpu-a1: model_server_memory_limit: '8 GB' is not a size systemd's MemoryMax= reads"),
+    ("docker", "lots", "gpu-a1: model_server_memory_limit: 'lots' is not a size such as 8g or 512m"),
+    ("docker", "8X", "gpu-a1: model_server_memory_limit: '8X' is not a size such as 8g or 512m"),
+])
+def test_a_memory_limit_the_runtime_cannot_read_is_refused(runtime, limit, expected):
+    found = problems_of(fleet(**{"gpu-a1": {"model_server_runtime": runtime, "model_server_memory_limit": limit}}))
+    assert any(p.startswith(expected) for p in found), found
+
+
+@pytest.mark.parametrize("runtime,limit", [
+    ("systemd", "8G"), ("systemd", "1.5G"), ("systemd", "50%"), ("systemd", "infinity"), ("systemd", ""),
+    ("docker", "8g"), ("docker", "8G"), ("docker", "512MiB"), ("docker", "1073741824"), ("docker", ""),
+])
+def test_a_memory_limit_the_runtime_reads_is_clean(runtime, limit):
+    assert problems_of(fleet(**{"gpu-a1": {"model_server_runtime": runtime, "model_server_memory_limit": limit}})) == []
+
+
+def test_a_further_servers_memory_limit_is_checked_against_its_own_runtime():
+    entry = {"name": "embed", "model_name": "bge-m3", "model_path": "/srv/models/bge/bge.gguf", "base_port": 8100,
+             "runtime": "systemd", "memory_limit": "2g"}
+    found = problems_of(fleet(**{"gpu-a1": {"model_server_servers": [entry]}}))
+    assert "gpu-a1: model_server_servers[0] (embed): model_server_memory_limit: '2g' is not a size systemd's " \
+           "MemoryMax= reads (such as 8G or 512M: K, M, G, T in upper case; or 50%)" in found, found
