@@ -353,11 +353,13 @@ def reconcile(engine, server, containers, check_mode=False):
         raise EngineError("the node lacks the image %s (it is pulled before the replicas run)" % ", ".join(missing))
     # Every old container is gone before a new one starts: a retired replica may hold a port a new one
     # is planned on (a base port moved).
+    # One that could not be removed is not recreated (its name is taken); the others still come up, so
+    # that a replica already stopped is not left down for another's fault.
     errors = _all_at_once([(c["Name"].lstrip("/"), (lambda c=c: engine.remove(c))) for c in down])
-    if errors:
-        raise EngineError("; ".join("%s: %s" % e for e in errors))
-    errors = _all_at_once([(name, (lambda name=name, body=body: engine.start(engine.create(name, body))))
-                           for name, body in up] + [(name, (lambda ident=ident: engine.start(ident))) for name, ident in start])
+    stuck = {name for name, _error in errors}
+    errors += _all_at_once([(name, (lambda name=name, body=body: engine.start(engine.create(name, body))))
+                            for name, body in up if name not in stuck]
+                           + [(name, (lambda ident=ident: engine.start(ident))) for name, ident in start])
     if errors:
         raise EngineError("; ".join("%s: %s" % e for e in errors))
     return result

@@ -228,3 +228,20 @@ def test_an_unexpected_error_in_one_replicas_call_fails_the_reconcile(docker):
 
     with pytest.raises(docker_replicas.EngineError, match="llmfleet-llm-0: connection broke mid-answer"):
         docker_replicas.reconcile(docker_replicas.Engine(broken), "llm", plan(image=NEW_IMAGE))
+
+
+def test_a_replica_that_cannot_be_removed_does_not_leave_the_others_down(docker):
+    reconcile(docker, plan())
+    original = docker.request
+    first = next(c["Id"] for c in docker.containers.values() if c["Name"] == "/llmfleet-llm-0")
+
+    def stuck(method, url, body=None, timeout=None):
+        if method == "POST" and url == "/containers/%s/stop" % first:
+            return 500, {"message": "cannot stop container: permission denied"}
+        return original(method, url, body=body, timeout=timeout)
+
+    with pytest.raises(docker_replicas.EngineError, match="llmfleet-llm-0: POST /containers/[0-9a-f]+/stop: 500"):
+        docker_replicas.reconcile(docker_replicas.Engine(stuck), "llm", plan(image=NEW_IMAGE))
+    # The stuck one still runs its old image; the other was recreated on the new one and runs.
+    images = {c["Name"][1:]: c["Config"]["Image"] for c in docker.containers.values() if c["State"]["Running"]}
+    assert images == {"llmfleet-llm-0": IMAGE, "llmfleet-llm-1": NEW_IMAGE}
