@@ -129,9 +129,10 @@ def main():
                            + r2r_of["container" if z["zone"] in container_zones else "native"] for z in zones)
             zone_time = sum(z["seconds"]["total"] for z in zones)
             print(f"\n{label}: {len(zones)} zones updated")
-            for node, pull in sorted(result.get("image_pulls", {}).items()):
-                print(f"  image pull on {node} before any drain: {float(pull['seconds']):.2f} s "
-                      f"({'pulled' if pull['changed'] else 'already there'}: {pull['image']})")
+            for node, pulls in sorted(result.get("image_pulls", {}).items()):
+                for pull in pulls:
+                    print(f"  image pull on {node} before any drain: {float(pull['seconds']):.2f} s "
+                          f"({'pulled' if pull['changed'] else 'already there'}: {pull['image']})")
             out_of_pool = 0.0
             for z in zones:
                 s = z["seconds"]

@@ -15,6 +15,8 @@ every step, SIGKILL, a lost LB) is marked `faults` and run by hand: pytest -m fa
 
 Images (issue 15): the container zone (zone-c) updated to another engine build from the lab registry,
 pulled before any drain; a broken build rolled back to the recorded digest although its tag moved.
+model-c2 then runs two images (its second server, gemma, stays on the lab's): each pulled once per run,
+before any drain, and gemma's container left alone by the update and by the rollback.
 """
 
 import json
@@ -25,6 +27,7 @@ import threading
 import time
 
 import pytest
+import yaml
 from conftest import VENV_BIN, ansible_env, node_of
 from lbclient import REPO, Api, Load, haproxy_stat
 
@@ -384,16 +387,45 @@ def test_rerun_after_success_skips_every_zone(converged_lab, tmp_path):
     assert set(slot_contexts(lab).values()) == {NEW_CTX // PARALLEL}
 
 
+LAB_IMAGE = "{{ llmfleet_lab_registry }}/engines/llamacpp:b1"   # inventories/lab, container_nodes
+
+
 def image_release_inventory(lab, tmp_path, build):
-    """The lab's release on every node (the context size it runs now) and the container zone on the
-    engine image `build` of the lab registry (a group_vars file of container_nodes: that group's own
-    variables win over model_nodes')."""
+    """The lab's release on every node (the context size it runs now) and the container zone's server llm
+    on the engine image `build` of the lab registry (a group_vars file of container_nodes: that group's own
+    variables win over model_nodes'). model-c2's second server (gemma) keeps the lab's image, named in its
+    entry: that node then runs two images, one server updated and the other left alone."""
     ctx = json.loads(lab.ssh("model-a1", "cat /etc/llmfleet/model_server-llm.json").stdout)["release"][
         "model_server_llamacpp_ctx_size"]
     target = release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=ctx)
     (target / "group_vars" / "container_nodes" / "zz-release.yml").write_text(json.dumps(
         {"model_server_image": "{{ llmfleet_lab_registry }}/engines/llamacpp:" + build}))
+    c2 = target / "host_vars" / "model-c2.yml"
+    host_vars = yaml.safe_load(c2.read_text())
+    assert [entry["name"] for entry in host_vars["model_server_servers"]] == ["gemma"], host_vars
+    host_vars["model_server_servers"][0]["image"] = LAB_IMAGE
+    c2.write_text(json.dumps(host_vars))
     return target
+
+
+def gemma_container(lab):
+    """model-c2's replica of its second server: (container id, image reference, engine build), and the
+    image its release record names."""
+    out = lab.ssh("model-c2", "sudo -n docker inspect -f '{{.Id}} {{.Config.Image}}' llmfleet-gemma-0 && "
+                              "sudo -n docker exec llmfleet-gemma-0 cat /etc/llmfleet-engine-build")
+    assert out.returncode == 0, out.stderr
+    record = json.loads(lab.ssh("model-c2", "cat /etc/llmfleet/model_server-gemma.json").stdout)["release"][
+        "model_server_image"]
+    return tuple(out.stdout.split()), record
+
+
+def image_pull_events(lab, node, since, until):
+    """The images the node's engine pulled between two times (epoch seconds): one `pull` event per pull,
+    also when the image was already there (Docker 20.10 emits it then too)."""
+    out = lab.ssh(node, f"sudo -n docker events --since {since:.0f} --until {until:.0f} --filter type=image "
+                        "--filter event=pull --format '{{.Actor.ID}}'")
+    assert out.returncode == 0, out.stderr
+    return sorted(out.stdout.split())
 
 
 def container_images(lab):
@@ -416,23 +448,37 @@ def test_an_image_update_pulls_before_draining_and_moves_the_container_zone_to_t
     """Issue 15: the container zone goes to the second engine build (b2) by changing the image, under load
     through both LBs: pulled on its nodes before any zone is drained (the result's image_pulls), only
     zone-c updated (the other zones run no image), every container replica on b2's digest, 0 failed
-    requests, never more than one zone out."""
+    requests, never more than one zone out. model-c2's second server stays on b1: the node runs two images,
+    each pulled once in the whole run (the engine's pull events), and gemma's container is left alone."""
     lab = converged_lab
     inventory = image_release_inventory(lab, tmp_path, "b2")
     result_file = tmp_path / "result.json"
+    gemma_before = gemma_container(lab)
+    assert gemma_before[0][2] == "b1", gemma_before
     with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=600, pace=1.0) as load:
         time.sleep(2)
+        started = time.time()
         proc, result = rolling_update(lab, inventory, result_file, "-e", "rolling_update_soak_seconds=3")
+        ended = time.time() + 1
     failed = load.failed()
     images, records = container_images(lab)
+    pull_events = {node: image_pull_events(lab, node, started, ended) for node in ("model-c1", "model-c2")}
     report("image-update", {"requests": len(load.results), "failed": len(failed), "failures": failed[:20],
-                            "most_zones_out_at_once": sampler.most_zones_out(), "images": images, "result": result})
+                            "most_zones_out_at_once": sampler.most_zones_out(), "images": images,
+                            "pull_events": pull_events, "result": result})
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert [(z["zone"], z["status"]) for z in result["zones"]] == [
         ("zone-a", "skipped"), ("zone-b", "skipped"), ("zone-c", "updated")]
-    pulls = result["image_pulls"]
-    assert sorted(pulls) == ["model-c1", "model-c2"] and all(p["changed"] for p in pulls.values()), pulls
-    assert all(p["image"].endswith("/engines/llamacpp:b2") for p in pulls.values()), pulls
+    # Each node pulled each image its servers run once, before any zone was drained: b2 for llm (new),
+    # and on model-c2 b1 for gemma (already there). A second pull of a tag (in the zone's window: the
+    # server run after another server's image) would show as a further event.
+    pulls = {node: sorted((p["image"].rsplit(":", 1)[1], p["changed"]) for p in node_pulls)
+             for node, node_pulls in result["image_pulls"].items()}
+    assert pulls == {"model-c1": [("b2", True)], "model-c2": [("b1", False), ("b2", True)]}, result["image_pulls"]
+    assert {node: [ref.rsplit("/", 1)[1] for ref in refs] for node, refs in pull_events.items()} == {
+        "model-c1": ["llamacpp:b2"], "model-c2": ["llamacpp:b1", "llamacpp:b2"]}, pull_events
+    # The other server of model-c2 was left alone: the same container, on the lab's image.
+    assert gemma_container(lab) == gemma_before
     digest = set(records.values())
     assert len(digest) == 1 and "@sha256:" in next(iter(digest)), records
     assert set(images.values()) == {(next(iter(digest)), "b2")}, images
@@ -449,6 +495,7 @@ def test_a_broken_image_is_rolled_back_to_the_recorded_digest_even_when_its_tag_
     lab = converged_lab
     images_before, records_before = container_images(lab)
     assert {build for _image, build in images_before.values()} == {"b2"}, images_before
+    gemma_before = gemma_container(lab)
     # Move the tag b2 to b1's content, as a careless push would.
     images_dir = REPO / ".lab" / "artifacts" / "images"
     moved = lab.playbook("playbooks/registry_push.yml", "-e", json.dumps({"registry_images": [
@@ -478,6 +525,7 @@ def test_a_broken_image_is_rolled_back_to_the_recorded_digest_even_when_its_tag_
     assert zones["zone-a"]["status"] == zones["zone-b"]["status"] == "skipped"
     assert records == records_before
     assert images == images_before, images   # b2's digest and content, not the moved tag's
+    assert gemma_container(lab) == gemma_before   # model-c2's other server, on its own image, left alone
     assert replica_pids(lab, NODES[:4]) == pids
     assert failed == [], failed[:10]
     assert sampler.most_zones_out() == 1
