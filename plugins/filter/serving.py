@@ -11,7 +11,7 @@ __metaclass__ = type
 # Python file's DOCUMENTATION for every filter of the file, so one block could document only one).
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.llmfleet.cluster.plugins.module_utils import replica_units, serving
+from ansible_collections.llmfleet.cluster.plugins.module_utils import replica_units, serving, verified_files
 
 
 def model_server_replicas(count, base_port, gpu_ids=None, gpus_per_replica=0, explicit=None):
@@ -55,6 +55,10 @@ def llmfleet_key_scopes(api_keys, backends):
 
 def llmfleet_models_document(backends):
     return serving.models_document(list(backends))
+
+
+def llmfleet_model_files(models, root, source_suffix="", mode=None):
+    return verified_files.model_files(list(models), root, source_suffix, mode)
 
 
 def model_server_command(engine, model_path, model_name, port, gpus=None, extra_args=None, runtime="systemd",
@@ -189,6 +193,7 @@ class FilterModule(object):
             "llmfleet_lb_members": llmfleet_lb_members,
             "llmfleet_lb_backends": llmfleet_lb_backends,
             "llmfleet_models_document": llmfleet_models_document,
+            "llmfleet_model_files": llmfleet_model_files,
             "llmfleet_key_scopes": llmfleet_key_scopes,
             "model_server_command": model_server_command,
             "model_server_environment": model_server_environment,

@@ -31,7 +31,7 @@ options:
     required: true
   containers:
     description:
-      - The planned containers, as the filter C(llmfleet.cluster.model_server_container) gives them
+      - The planned containers, as the filter C(llmfleet.cluster.model_server_containers) gives them
         (C(community.docker.docker_container) arguments). An empty list retires every container of the
         server; a node without a Docker engine then has nothing to do (and, in check mode, would have
         every planned container created).
@@ -56,7 +56,9 @@ EXAMPLES = r"""
 - name: Run the planned containers
   llmfleet.cluster.docker_replicas:
     name: llm
-    containers: "{{ model_server_plan.replicas | map('llmfleet.cluster.model_server_container', ...) }}"
+    containers: >-
+      {{ replicas | llmfleet.cluster.model_server_containers('llm', 'llamacpp', 'registry.example.com/engines/llamacpp@sha256:...',
+      '/srv/models/smollm2/model.gguf', 'smollm2') }}
 
 - name: Retire every container of the server llm (it moved to native units)
   llmfleet.cluster.docker_replicas:

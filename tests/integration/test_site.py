@@ -32,6 +32,32 @@ def test_second_run_changes_nothing(converged_lab):
     assert any("/roles/virtual_ip/" in p for p in paths) and any("/roles/model_server/" in p for p in paths)
 
 
+def verified_files(run):
+    """{host: [each file verified_files reported in that run]} from ansible-runner's events."""
+    found = {}
+    for event in run.events:
+        data = event.get("event_data", {})
+        if event.get("event") == "runner_on_ok" and data.get("task_action") == "llmfleet.cluster.verified_files":
+            found.setdefault(data["host"], []).extend(data["res"]["files"])
+    return found
+
+
+def test_the_no_op_reads_no_model_weights(converged_lab):
+    """The store's models and each node's local copies were checked by SHA-256 in both runs, read in full
+    in the first (fetched and put in place, or hashed once) and known by their stamps in the second: a
+    no-op costs no read of the weights (at a real site ~140 GB per 70B model, per node)."""
+    if converged_lab.site_runs is None:
+        pytest.skip("LLMFLEET_LAB_CONVERGED=1: site.yml was not run by this session")
+    first, second = (verified_files(run) for run in converged_lab.site_runs)
+    expected = {"infra1", *(host for host in converged_lab.hosts if host.startswith("model-"))}
+    assert set(first) == set(second) == expected, (sorted(first), sorted(second))
+    # First: each file missing, then fetched and read once as it was put in place.
+    assert all({f["path"] for f in files if f["hashed"]} == {f["path"] for f in files} for files in first.values()), first
+    assert all(f["state"] == "verified" and not f["hashed"] for files in second.values() for f in files), second
+    # Every model the lab serves, on the store; model-c2 keeps both.
+    assert len(second["infra1"]) == 2 and len(second["model-c2"]) == 2, second
+
+
 @pytest.fixture(scope="module")
 def hosts(converged_lab):
     inventory = str(converged_lab.inventory)
