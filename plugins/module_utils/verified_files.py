@@ -153,49 +153,54 @@ class Clock(object):
         self.now, self.sleep = now, sleep
 
 
-def new_stamp(path, hashed_as, actual, clock):
-    """The stamp of a file read as hashed_as (its stat before the read), or None if it changed since.
-    Taken once its change time is RACY_NS old (see the module's docstring)."""
-    wait = (hashed_as.st_ctime_ns + RACY_NS) / 1e9 - clock.now()
+def settle(fresh, clock):
+    """The stamps of the files read this call ({path: stamp from the stat before the read}), each kept only
+    if the file did not change since. Taken once the newest change time among them is RACY_NS old (one
+    wait for all of them; see the module's docstring)."""
+    if not fresh:
+        return {}
+    wait = (max(stamp["ctime_ns"] for stamp in fresh.values()) + RACY_NS) / 1e9 - clock.now()
     if wait > 0:
         clock.sleep(wait)
-    st = _stat(path)
-    if st is None or identity(st) != identity(hashed_as):
-        return None
-    return dict(identity(st), sha256=actual)
+    settled = {}
+    for path, stamp in fresh.items():
+        st = _stat(path)
+        if st is not None and identity(st) == dict((key, stamp[key]) for key in identity(st)):
+            settled[path] = stamp
+    return settled
 
 
-def check_one(spec, stamps, rehash, hasher, clock, check_mode):
-    """The file at spec's path against its expected SHA-256: (result, stamp or None). Hashed only when
-    there is no stamp that matches the file as it is now, or with rehash."""
+def check_one(spec, stamps, rehash, hasher):
+    """The file at spec's path against its expected SHA-256: (result, stamp or None, whether the stamp is
+    new: from the stat before this read, to be settled). Hashed only when there is no stamp that matches
+    the file as it is now, or with rehash."""
     path = spec["path"]
     st = _stat(path)
     if st is None:
-        return {"path": path, "state": "missing", "hashed": False}, None
+        return {"path": path, "state": "missing", "hashed": False}, None, False
     now = identity(st)
     stamp = stamps.get(path)
     if not rehash and stamp and dict((key, stamp.get(key)) for key in now) == now and stamp.get("sha256"):
         result = {"path": path, "state": "verified" if stamp["sha256"] == spec["sha256"] else "different",
                   "hashed": False, "sha256": stamp["sha256"]}
-        return result, stamp
+        return result, stamp, False
     actual = _hash(path, hasher)
     result = {"path": path, "state": "verified" if actual == spec["sha256"] else "different", "hashed": True,
               "sha256": actual}
     if result["state"] != "verified":
-        return result, None
-    if check_mode:  # the stamp a real run would save (nothing is saved: no need to wait for it)
-        return result, dict(now, sha256=actual)
-    return result, new_stamp(path, st, actual, clock)
+        return result, None, False
+    return result, dict(now, sha256=actual), True
 
 
-def place_one(spec, check_mode, hasher, clock):
-    """A copy (spec's source) put at spec's path only if its SHA-256 is the expected one: (result, stamp).
-    The copy that does not match is left where it is, and so is the file at path."""
+def place_one(spec, check_mode, hasher):
+    """A copy (spec's source) put at spec's path only if its SHA-256 is the expected one: (result, stamp
+    or None, whether the stamp is new). The copy that does not match is left where it is, and so is the
+    file at path."""
     path, source = spec["path"], spec["source"]
     st = _stat(source)
     if st is None:
         if check_mode:  # the copy a real run would make first does not exist in check mode
-            return {"path": path, "state": "placed", "hashed": False, "source": source}, None
+            return {"path": path, "state": "placed", "hashed": False, "source": source}, None, False
         raise VerifiedFilesError("%s: the copy to put in place, %s, does not exist" % (path, source))
     actual = _hash(source, hasher)
     if actual != spec["sha256"]:
@@ -203,12 +208,12 @@ def place_one(spec, check_mode, hasher, clock):
                                  % (path, source, actual, spec["sha256"], path))
     result = {"path": path, "state": "placed", "hashed": True, "sha256": actual, "source": source}
     if check_mode:
-        return result, None
+        return result, None, False
     if spec["mode"] is not None:
         os.chmod(source, spec["mode"])
     os.rename(source, path)
     # The rename changed the file's change time: the stamp is taken from the file in place.
-    return result, new_stamp(path, _stat(path), actual, clock)
+    return result, dict(identity(_stat(path)), sha256=actual), True
 
 
 def model_files(models, root, source_suffix="", mode=None):
@@ -236,21 +241,24 @@ def run(items, stamps_path=DEFAULT_STAMPS, rehash=False, check_mode=False, hashe
     clock = clock or Clock()
     old = load_stamps(stamps_path)
     stamps = dict((key, value) for key, value in old.items() if os.path.lexists(key))
-    results, placed, error = [], False, None
+    results, placed, error, fresh = [], False, None, {}
     try:
         for spec in specs:
             if spec["source"] is not None:
-                result, stamp = place_one(spec, check_mode, hasher, clock)
+                result, stamp, new = place_one(spec, check_mode, hasher)
                 placed = True
             else:
-                result, stamp = check_one(spec, stamps, rehash, hasher, clock, check_mode)
+                result, stamp, new = check_one(spec, stamps, rehash, hasher)
             results.append(result)
-            if stamp is not None:
+            stamps.pop(spec["path"], None)
+            if new:
+                fresh[spec["path"]] = stamp
+            elif stamp is not None:
                 stamps[spec["path"]] = stamp
-            else:
-                stamps.pop(spec["path"], None)
     except VerifiedFilesError as exc:
         error = exc
+    # In check mode nothing is saved: the new stamps count as they are (whether a real run would write).
+    stamps.update(fresh if check_mode else settle(fresh, clock))
     stamps_changed = stamps != old
     if stamps_changed and not check_mode:
         try:

@@ -266,3 +266,13 @@ def test_the_models_entries_for_checking_and_for_putting_copies_in_place():
          "mode": "0644"}]
     # What the filter gives, the module takes (no key it does not know).
     vf.normalise(vf.model_files(models, "/srv/models", ".partial", "0644"))
+
+
+def test_files_read_in_one_call_wait_once_for_their_stamps(model, tmp_path):
+    second = model.with_name("second.gguf")
+    second.write_bytes(b"second")
+    clock = FakeClock(ahead=0.5)
+    changed, results = vf.run([{"path": str(model), "sha256": sha(WEIGHTS)},
+                               {"path": str(second), "sha256": sha(b"second")}], str(tmp_path / "v.json"), clock=clock)
+    assert [r["state"] for r in results] == ["verified", "verified"] and len(clock.slept) == 1
+    assert set(json.loads((tmp_path / "v.json").read_text())["files"]) == {str(model), str(second)}
