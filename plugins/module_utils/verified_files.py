@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 
@@ -128,15 +129,19 @@ def _stat(path):
     server (close-to-open consistency), where a plain stat may answer from the client's attribute cache
     (up to acregmax, 60 s by default) and miss a file the server just replaced."""
     try:
-        descriptor = os.open(path, os.O_RDONLY)
+        # O_NONBLOCK: a FIFO in a model's place must not hang the run (it is refused below).
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return None
         raise VerifiedFilesError("%s: %s" % (path, exc.strerror))
     try:
-        return os.fstat(descriptor)
+        st = os.fstat(descriptor)
     finally:
         os.close(descriptor)
+    if not stat.S_ISREG(st.st_mode):
+        raise VerifiedFilesError("%s: not a regular file" % path)
+    return st
 
 
 def _hash(path, hasher):

@@ -199,9 +199,12 @@ def test_a_missing_copy_fails_outside_check_mode(model, tmp_path):
                str(tmp_path / "verified.json"))
 
 
-def test_a_file_that_cannot_be_read_is_named(tmp_path):
-    with pytest.raises(vf.VerifiedFilesError, match="cannot be read"):
-        vf.run([{"path": str(tmp_path), "sha256": sha(b"")}], str(tmp_path / "verified.json"))
+def test_what_is_not_a_regular_file_is_refused_by_name(tmp_path):
+    fifo = tmp_path / "model.gguf"
+    os.mkfifo(fifo)  # opened for reading, a FIFO would wait for a writer
+    for path in (tmp_path, fifo):
+        with pytest.raises(vf.VerifiedFilesError, match="%s: not a regular file" % path):
+            vf.run([{"path": str(path), "sha256": sha(b"")}], str(tmp_path / "verified.json"))
 
 
 def test_the_stamps_of_the_files_before_an_error_are_saved(model, tmp_path):
