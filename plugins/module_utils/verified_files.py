@@ -37,6 +37,8 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.llmfleet.cluster.plugins.module_utils import config_files
+
 DEFAULT_STAMPS = "/var/lib/llmfleet/verified-files.json"
 BLOCK = 8 * 1024 * 1024
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -65,6 +67,12 @@ def identity(st):
             "ino": st.st_ino, "dev": st.st_dev}
 
 
+def matches(stamp, st):
+    """Whether the file (its stat st) is still the one the stamp was taken of."""
+    now = identity(st)
+    return dict((key, stamp.get(key)) for key in now) == now
+
+
 def normalise(items):
     """The module's `files` entries, checked before anything is read on the host: path (absolute),
     sha256 (64 hex digits, any case), source (absolute, optional), mode (octal string, only with source)."""
@@ -85,10 +93,10 @@ def normalise(items):
         if mode is not None:
             if source is None:
                 raise VerifiedFilesError("%s: mode is applied to a source put in place; give source too" % path)
-            text = str(mode)
-            if not re.match(r"^[0-7]{3,4}$", text):
-                raise VerifiedFilesError("%s: mode must be an octal string such as \"0644\", got %r" % (path, mode))
-            mode = int(text, 8)
+            try:
+                mode = config_files.parse_mode(mode, path)
+            except config_files.ConfigFilesError as exc:
+                raise VerifiedFilesError(str(exc))
         specs.append({"path": path, "sha256": expected, "source": source, "mode": mode})
     return specs
 
@@ -170,7 +178,7 @@ def settle(fresh, clock):
     settled = {}
     for path, stamp in fresh.items():
         st = _stat(path)
-        if st is not None and identity(st) == dict((key, stamp[key]) for key in identity(st)):
+        if st is not None and matches(stamp, st):
             settled[path] = stamp
     return settled
 
@@ -183,9 +191,8 @@ def check_one(spec, stamps, rehash, hasher):
     st = _stat(path)
     if st is None:
         return {"path": path, "state": "missing", "hashed": False}, None, False
-    now = identity(st)
     stamp = stamps.get(path)
-    if not rehash and stamp and dict((key, stamp.get(key)) for key in now) == now and stamp.get("sha256"):
+    if not rehash and stamp and matches(stamp, st) and stamp.get("sha256"):
         result = {"path": path, "state": "verified" if stamp["sha256"] == spec["sha256"] else "different",
                   "hashed": False, "sha256": stamp["sha256"]}
         return result, stamp, False
@@ -194,7 +201,7 @@ def check_one(spec, stamps, rehash, hasher):
               "sha256": actual}
     if result["state"] != "verified":
         return result, None, False
-    return result, dict(now, sha256=actual), True
+    return result, dict(identity(st), sha256=actual), True
 
 
 def place_one(spec, check_mode, hasher):
