@@ -15,10 +15,14 @@ Usage (lab up and site.yml applied): .venv/bin/python bench/rolling_update_bench
 It updates the lab to another llama.cpp context size and back (every zone), then the container zone
 to the engine's second image build (b2) and back (real pulls on that zone's nodes; every zone is still
 updated: the bench forces each run, rolling_update_force), and leaves the lab on
-the release the inventory describes.
+the release the inventory describes (--context-only: the two context-size runs alone).
+Per zone it also counts the host results of the zone's tasks (the JSON callback), on the zone's own nodes
+and on the others: each is a worker process forked by the controller (~13 ms on 2 cores, docs/testing.md),
+and the others' share is what would grow with the fleet.
 """
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -75,14 +79,41 @@ def restart_to_ready(address, runtime):
 def run_update(inventory, workdir, label):
     result_file = workdir / f"{label}.json"
     started = time.monotonic()
+    # The JSON callback: every task's result per host, to count what each zone costs the controller.
     proc = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), "playbooks/rolling_update.yml",
                            "-e", f"rolling_update_result_file={result_file}", "-e", "rolling_update_soak_seconds=0",
                            "-e", "rolling_update_force=true"],
-                          cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
+                          cwd=REPO, capture_output=True, text=True, timeout=1800, check=False,
+                          env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"))
     wall = time.monotonic() - started
     if proc.returncode != 0:
         sys.exit(f"rolling update {label} failed:\n{proc.stdout[-4000:]}")
-    return wall, json.loads(result_file.read_text())
+    return wall, json.loads(result_file.read_text()), json.loads(proc.stdout)
+
+
+def zone_host_results(report, zones):
+    """Per zone (in order), how many host results its tasks gave on the zone's own nodes and on other
+    nodes. Each is a worker process the controller forked (a skipped task too; a run_once task gives one):
+    the other nodes' count is what grows with the fleet when a zone's tasks run on every model node."""
+    counts, current = [], None
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"].split(" : ")[-1]
+            if name == "Start the zone":
+                current = {"own": 0, "others": 0, "other_nodes": set()}
+                counts.append(current)
+            elif name == "Finish the result":
+                current = None
+            if current is None:
+                continue
+            own = set(zones[len(counts) - 1]["hosts"])
+            for host in task["hosts"]:
+                if host in own:
+                    current["own"] += 1
+                else:
+                    current["others"] += 1
+                    current["other_nodes"].add(host)
+    return counts
 
 
 def main():
@@ -113,7 +144,7 @@ def main():
         runs = [("ctx 2048 -> 4096", other), ("ctx 4096 -> 2048", REPO / "inventories/lab")]
         if running == 4096:  # left there by the lab tests: go back first, and end on the lab's release
             runs = runs[1:] + runs[:1] + runs[1:]
-        if container_nodes:
+        if container_nodes and "--context-only" not in sys.argv[1:]:
             # The container zone to the engine's second build and back: real pulls (the result's
             # image_pulls); the image is only that zone's, but every run here is forced, so every zone is
             # updated. group_vars of container_nodes win over model_nodes'.
@@ -123,8 +154,9 @@ def main():
                 {"model_server_image": "{{ llmfleet_lab_registry }}/engines/llamacpp:b2"}))
             runs += [("image b1 -> b2", image), ("image b2 -> b1", REPO / "inventories/lab")]
         for label, inventory in runs:
-            wall, result = run_update(inventory, workdir, label.replace(" ", "_").replace(">", ""))
+            wall, result, report = run_update(inventory, workdir, label.replace(" ", "_").replace(">", ""))
             zones = [z for z in result["zones"] if z["status"] == "updated"]
+            host_results = zone_host_results(report, zones)
             physical = sum(z.get("drain_wait_seconds", 0)
                            + r2r_of["container" if z["zone"] in container_zones else "native"] for z in zones)
             zone_time = sum(z["seconds"]["total"] for z in zones)
@@ -140,6 +172,9 @@ def main():
                 print(f"  {z['zone']}: total {s['total']:.1f} s = check {s.get('check', 0):.1f} + baseline "
                       f"{s.get('baseline', 0):.1f} + drain {s['drain']:.1f} (requests {z.get('drain_wait_seconds', 0):.2f})"
                       f" + update {s['update']:.1f} + gate {s['gate']:.1f} + enable {s['enable']:.1f}")
+            for z, c in zip(zones, host_results):
+                print(f"  {z['zone']}: host results of its tasks: {c['own']} on its {len(z['hosts'])} nodes, {c['others']}"
+                      f" on {len(c['other_nodes'])} other nodes ({', '.join(sorted(c['other_nodes']))})")
             # Every pending zone's nodes are prepared at once before the first zone (packages, the
             # release's virtualenv or image, firewall openings): counted with the zones' time.
             prepare = float(result.get("prepare_seconds", 0))

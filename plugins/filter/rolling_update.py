@@ -166,6 +166,18 @@ def rolling_update_soak_problem(before_results, after_results, servers, max_erro
                                        float(max_error_rate))
 
 
+def rolling_update_task_hosts(zones, lb_count, hosts):
+    return rolling_update.task_hosts(list(zones or []), _number(lb_count, int), list(hosts))
+
+
+def rolling_update_unrun_problem(result, zone):
+    return rolling_update.unrun_problem(result, zone)
+
+
+def rolling_update_finish(result, stopped, check_mode, at):
+    return rolling_update.finish(result, boolean(stopped, strict=False), boolean(check_mode, strict=False), at)
+
+
 def rolling_update_new_result(plan, started_at):
     return rolling_update.new_result(plan, started_at)
 
@@ -207,6 +219,9 @@ class FilterModule(object):
             "rolling_update_capacity_problem": rolling_update_capacity_problem,
             "rolling_update_soak_problem": rolling_update_soak_problem,
             "rolling_update_new_result": rolling_update_new_result,
+            "rolling_update_task_hosts": rolling_update_task_hosts,
+            "rolling_update_unrun_problem": rolling_update_unrun_problem,
+            "rolling_update_finish": rolling_update_finish,
             "rolling_update_record_zone": rolling_update_record_zone,
             "rolling_update_summary": rolling_update_summary,
             "rolling_update_zone_fields": rolling_update_zone_fields,

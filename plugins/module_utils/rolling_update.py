@@ -107,6 +107,51 @@ def plan(members, current, planned, from_zone="", force=False, min_replicas=1, m
                                       for model, servers in servers_by_model.items())}
 
 
+def task_hosts(zones_, lb_count, hosts):
+    """Each zone (or leftover zone) with "task_hosts": the nodes of the play that run its tasks, in the
+    play's order. Every other node skips the zone's include, and so costs the controller nothing in
+    it: a task costs a worker process per host it is evaluated on, skipped or not (~13 ms on 2 cores),
+    so a zone run by every node of a fleet of hundreds cost minutes of controller time per zone.
+    They are the zone's nodes (they are updated, gated, rolled back) and the nodes that share the
+    load-balancer calls with them, one LB each at most, so that every LB is called at once
+    (rolling_update_lb_share): other nodes up to lb_count in all, and at least one, so that a zone
+    whose own nodes are all lost still has a node to notice it and roll back what it can.
+    hosts: the play's hosts (ansible_play_hosts), in its order."""
+    hosts = list(hosts)
+    result = []
+    for zone in zones_:
+        inside = set(zone["hosts"])
+        own = [h for h in hosts if h in inside]
+        helpers = set([h for h in hosts if h not in inside][:max(1, int(lb_count) - len(own))])
+        result.append(dict(zone, task_hosts=[h for h in hosts if h in inside or h in helpers]))
+    return result
+
+
+UNRUN = "no node was left to run the zone's tasks (its nodes and the others that run them were all lost)"
+
+
+def unrun_problem(result, zone):
+    """'' unless a zone before zone (in the run's order) is still pending or in progress: every node
+    that was to run its tasks was lost, so nothing ran them, and the run must not go on past it."""
+    for z in result["zones"]:
+        if z["zone"] == zone:
+            break
+        if z["status"] in ("pending", "in_progress"):
+            return "%s: %s" % (z["zone"] or "(no zone)", UNRUN)
+    return ""
+
+
+def finish(result, stopped, check_mode, at):
+    """The result at the end of the run. A zone still pending or in progress in a run that did not
+    stop was run by no node (unrun_problem): the run stopped there."""
+    if not stopped:
+        zones_ = [dict(z, status="stopped", error=UNRUN) if z["status"] in ("pending", "in_progress") else z
+                  for z in result["zones"]]
+        stopped = zones_ != result["zones"]
+        result = dict(result, zones=zones_)
+    return dict(result, finished_at=at, status="stopped" if stopped else ("checked" if check_mode else "updated"))
+
+
 def lb_problem(views):
     """'' or what went wrong on which load balancer (views: see filter rolling_update_lb_views)."""
     return "; ".join("%s: %s" % (v["lb"], v["error"]) for v in views if v.get("error"))

@@ -192,3 +192,56 @@ def test_a_run_for_some_models_plans_only_their_replicas():
     with pytest.raises(ValueError, match=r"rolling_update_models: gpt-9 is not a model of the fleet \(models: g, gemma, "
                                          r"gemma3-270m, llm, small, smollm2\)"):
         rolling_update.select_models(fleet, ["gpt-9", "gemma"])
+
+
+def test_a_zone_is_run_by_its_nodes_and_enough_others_to_call_every_lb_at_once():
+    play = ["m-a1", "m-b1", "m-b2", "m-c1", "m-c2", "m-j1"]
+    zones = [{"zone": "zone-1", "hosts": ["m-a1"]}, {"zone": "zone-2", "hosts": ["m-b2", "m-b1"]}]
+    # Two LBs: zone-1's one node and one other; zone-2's two nodes and still one other (a zone whose
+    # nodes are all lost keeps a node that notices it).
+    two = rolling_update.task_hosts(zones, 2, play)
+    assert [z["task_hosts"] for z in two] == [["m-a1", "m-b1"], ["m-a1", "m-b1", "m-b2"]]
+    assert two[0]["zone"] == "zone-1" and two[0]["hosts"] == ["m-a1"]
+    # Four LBs: others up to four nodes in all, in the play's order; a node lost before the plan (not in
+    # the play) runs nothing.
+    four = rolling_update.task_hosts(zones, 4, [h for h in play if h != "m-b1"])
+    assert [z["task_hosts"] for z in four] == [["m-a1", "m-b2", "m-c1", "m-c2"], ["m-a1", "m-b2", "m-c1", "m-c2"]]
+    # Without LBs, or in a fleet of one zone: the zone's nodes and whatever else there is.
+    assert rolling_update.task_hosts(zones[:1], 0, play)[0]["task_hosts"] == ["m-a1", "m-b1"]
+    assert rolling_update.task_hosts(zones[:1], 3, ["m-a1"])[0]["task_hosts"] == ["m-a1"]
+
+
+def test_a_fleet_of_hundreds_runs_each_zone_on_its_own_nodes_and_a_few_others():
+    play = ["m-%d" % i for i in range(900)]
+    zones = [{"zone": "z%d" % z, "hosts": play[z::9]} for z in range(9)]
+    for zone in rolling_update.task_hosts(zones, 3, play):
+        assert len(zone["task_hosts"]) == 101
+        assert set(zone["hosts"]) < set(zone["task_hosts"])
+
+
+def test_a_zone_that_no_node_ran_stops_the_run():
+    plan = {"zones": [{"zone": z, "hosts": [h], "pending": True} for z, h in (("a", "m-a1"), ("b", "m-b1"), ("c", "m-c1"))],
+            "required_healthy": 1, "total": 3}
+    result = rolling_update.new_result(plan, "2026-12-07T00:00:00Z")
+    result = rolling_update.record_zone(result, "a", {"status": "updated"})
+    assert rolling_update.unrun_problem(result, "b") == ""
+    # b was never run (every node of its task_hosts lost): c is refused, and a run that did not stop says so.
+    assert rolling_update.unrun_problem(result, "c") == "b: " + rolling_update.UNRUN
+    result = rolling_update.zone_step(result, "b", "draining", "t")
+    assert rolling_update.unrun_problem(result, "c").startswith("b: no node")
+    finished = rolling_update.finish(result, False, False, "end")
+    assert finished["status"] == "stopped" and finished["finished_at"] == "end"
+    assert [(z["status"], z.get("error")) for z in finished["zones"]] == [
+        ("updated", None), ("stopped", rolling_update.UNRUN), ("stopped", rolling_update.UNRUN)]
+
+
+def test_finish_says_how_the_run_ended():
+    plan = {"zones": [{"zone": "a", "hosts": ["m-a1"], "pending": True}, {"zone": "b", "hosts": ["m-b1"], "pending": False}],
+            "required_healthy": 1, "total": 2}
+    result = rolling_update.new_result(plan, "s")
+    done = rolling_update.record_zone(result, "a", {"status": "updated"})
+    assert rolling_update.finish(done, False, False, "e")["status"] == "updated"
+    assert rolling_update.finish(rolling_update.record_zone(result, "a", {"status": "would_update"}), False, True, "e")["status"] == "checked"
+    # A run that stopped at a zone leaves the later ones pending: they were not touched.
+    stopped = rolling_update.finish(result, True, False, "e")
+    assert stopped["status"] == "stopped" and stopped["zones"][0] == {"zone": "a", "hosts": ["m-a1"], "status": "pending"}
