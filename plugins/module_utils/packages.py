@@ -8,6 +8,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 # One line per package dpkg knows: the status abbreviation (desired, current, error: "ii " is
 # installed and fine), name, version, architecture.
 DPKG_QUERY = ["dpkg-query", "--show", "--showformat=${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n"]
@@ -28,3 +30,22 @@ def parse(text):
             continue
         packages.setdefault(name, []).append({"name": name, "version": version, "arch": arch, "source": "apt"})
     return packages
+
+
+# Where ansible.builtin.apt's cache_valid_time looks for the time of apt's last update: the stamp
+# apt's periodic hook writes where it is installed, else the lists' directory.
+APT_UPDATE_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+APT_LISTS = "/var/lib/apt/lists"
+
+
+def apt_lists_age(now, exists=os.path.exists, mtime=os.path.getmtime):
+    """Seconds since apt's package lists were last updated, read as ansible.builtin.apt's
+    cache_valid_time reads it (so a role can skip the apt module, whose start opens apt's whole cache,
+    exactly when it would not update), or None when neither path exists (then apt updates)."""
+    for path in (APT_UPDATE_STAMP, APT_LISTS):
+        if exists(path):
+            try:
+                return max(0.0, round(now - mtime(path), 3))
+            except OSError:
+                return None
+    return None

@@ -20,6 +20,9 @@ description:
     this module and 2.2-2.5 s for C(ping)). This needs neither python3-apt nor the package lists.
   - Only fully installed packages are listed; one half-installed, half-configured, unpacked or with only
     its configuration files left is missing, so the install task that needs it runs.
+  - Also returns how long ago apt's package lists were updated (RV(apt_lists_age)), read as
+    C(ansible.builtin.apt)'s O(ansible.builtin.apt#module:cache_valid_time) reads it, so that a role can skip
+    the apt module where it would neither install nor update (its start alone opens apt's whole cache).
   - Changes nothing.
 options: {}
 extends_documentation_fragment: [llmfleet.cluster.read_only]
@@ -50,7 +53,18 @@ ansible_facts:
       description: Package name to its installed instances (one per architecture).
       type: dict
       sample: {ufw: [{name: ufw, version: "0.36.2-1", arch: all, source: apt}]}
+apt_lists_age:
+  description:
+    - Seconds since apt's package lists were last updated, by the host's clock - the modification time of
+      C(/var/lib/apt/periodic/update-success-stamp) where it exists, else of C(/var/lib/apt/lists), as
+      C(ansible.builtin.apt) reads it.
+    - V(null) when neither exists.
+  returned: success
+  type: float
+  sample: 1520.4
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.llmfleet.cluster.plugins.module_utils import packages
@@ -63,7 +77,8 @@ def main():
     rc, out, err = module.run_command(packages.DPKG_QUERY, environ_update={"LC_ALL": "C"})
     if rc != 0:
         module.fail_json(msg="dpkg-query failed (rc %d): %s" % (rc, (err or out).strip()))
-    module.exit_json(changed=False, ansible_facts={"packages": packages.parse(out)})
+    module.exit_json(changed=False, ansible_facts={"packages": packages.parse(out)},
+                     apt_lists_age=packages.apt_lists_age(time.time()))
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import os
+
 from ansible_collections.llmfleet.cluster.plugins.module_utils import packages
 
 DPKG = (
@@ -25,3 +27,23 @@ def test_nothing_installed_reads_empty():
 
 def test_a_held_package_is_installed():
     assert sorted(packages.parse("hi \tdocker.io\t20.10.24+dfsg1-1+b3\tamd64\n")) == ["docker.io"]
+
+
+def test_the_apt_lists_age_is_read_where_the_apt_module_reads_it():
+    times = {packages.APT_UPDATE_STAMP: 1000.0, packages.APT_LISTS: 500.0}
+    # The update-success stamp wins over the lists' directory, as in ansible.builtin.apt.
+    assert packages.apt_lists_age(1600.0, exists=times.__contains__, mtime=times.__getitem__) == 600.0
+    del times[packages.APT_UPDATE_STAMP]
+    assert packages.apt_lists_age(1600.0, exists=times.__contains__, mtime=times.__getitem__) == 1100.0
+    # A clock behind the files' times is no negative age; nothing to read is None (the apt module updates).
+    assert packages.apt_lists_age(100.0, exists=times.__contains__, mtime=times.__getitem__) == 0.0
+    assert packages.apt_lists_age(1600.0, exists=lambda path: False) is None
+
+
+def test_the_apt_lists_age_of_real_files(tmp_path, monkeypatch):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    os.utime(lists, (1000.0, 1000.0))
+    monkeypatch.setattr(packages, "APT_UPDATE_STAMP", str(tmp_path / "no-stamp"))
+    monkeypatch.setattr(packages, "APT_LISTS", str(lists))
+    assert packages.apt_lists_age(4600.5) == 3600.5
