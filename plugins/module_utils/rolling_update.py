@@ -128,6 +128,8 @@ def task_hosts(zones_, lb_count, hosts):
 
 
 UNRUN = "no node was left to run the zone's tasks (its nodes and the others that run them were all lost)"
+# A zone's statuses before it ends (new_result, zone_step).
+UNFINISHED = ("pending", "in_progress")
 
 
 def unrun_problem(result, zone):
@@ -136,7 +138,7 @@ def unrun_problem(result, zone):
     for z in result["zones"]:
         if z["zone"] == zone:
             break
-        if z["status"] in ("pending", "in_progress"):
+        if z["status"] in UNFINISHED:
             return "%s: %s" % (z["zone"] or "(no zone)", UNRUN)
     return ""
 
@@ -145,7 +147,7 @@ def finish(result, stopped, check_mode, at):
     """The result at the end of the run. A zone still pending or in progress in a run that did not
     stop was run by no node (unrun_problem): the run stopped there."""
     if not stopped:
-        zones_ = [dict(z, status="stopped", error=UNRUN) if z["status"] in ("pending", "in_progress") else z
+        zones_ = [dict(z, status="stopped", error=UNRUN) if z["status"] in UNFINISHED else z
                   for z in result["zones"]]
         stopped = zones_ != result["zones"]
         result = dict(result, zones=zones_)
