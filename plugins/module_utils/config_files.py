@@ -13,6 +13,11 @@ lookups); this compares, validates and writes on the node.
 All or nothing: every changed file is written to a temporary file beside it and checked by its own
 `validate` command first; only when every check passed are they moved into place (each move atomic),
 so a set never lands half-written because its fifth file was refused.
+
+A file may name a `backup`: a path kept equal to the file's content as it was before the call (what a
+caller restores when the new content proves wrong, e.g. sshd's rollback). It is kept in the same call,
+where a separate copy task cost a round trip to every host on every run, and it is not counted as a
+change of the call (the files are what the caller manages).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -62,6 +67,10 @@ def normalise(items, ids):
             raise ConfigFilesError("%s: a file needs content" % path)
         if kind == "directory" and (content is not None or item.get("validate")):
             raise ConfigFilesError("%s: a directory has no content and no validate" % path)
+        backup = item.get("backup")
+        if backup is not None and (kind != "file" or not os.path.isabs(backup) or backup == path):
+            raise ConfigFilesError("%s: backup must be an absolute path other than the file's, and only for a file, "
+                                   "got %r" % (path, backup))
         validate = item.get("validate")
         if validate and "%s" not in validate:
             raise ConfigFilesError("%s: validate must contain %%s (the new content's path): %s" % (path, validate))
@@ -72,7 +81,11 @@ def normalise(items, ids):
                 path, "user" if uid is None else "group", owner if uid is None else group))
         mode = parse_mode(item.get("mode") or ("0755" if kind == "directory" else "0644"), path)
         specs.append({"path": path, "state": kind, "content": content, "mode": mode, "uid": uid, "gid": gid,
-                      "validate": validate})
+                      "validate": validate, "backup": backup})
+    listed = {spec["path"] for spec in specs}
+    for spec in specs:
+        if spec["backup"] in listed:
+            raise ConfigFilesError("%s: its backup %s is also listed as an entry" % (spec["path"], spec["backup"]))
     return specs
 
 
@@ -144,11 +157,38 @@ def _text(data):
     return data.decode("utf-8", "replace") if data is not None else ""
 
 
+BACKUP_MODE = 0o600
+
+
+def keep_backup(node, spec, current):
+    """Makes spec's backup hold the file's content before this call (mode 0600, the file's owner), or
+    removes it where there was no file: a rollback must never restore an older content. Returns
+    whether it wrote or removed anything."""
+    path = spec["backup"]
+    found = node.current(path)
+    if current is None or current["kind"] != "file":
+        if found is None:
+            return False
+        if found["kind"] != "file":
+            raise ConfigFilesError("%s: its backup %s is not a regular file: left as it is" % (spec["path"], path))
+        node.discard(path)
+        return True
+    wanted = {"kind": "file", "mode": BACKUP_MODE, "uid": current["uid"], "gid": current["gid"],
+              "content": current["content"]}
+    if found == wanted:
+        return False
+    if found is not None and found["kind"] != "file":
+        raise ConfigFilesError("%s: its backup %s is not a regular file: left as it is" % (spec["path"], path))
+    node.move(node.stage(path, current["content"], BACKUP_MODE, current["uid"], current["gid"]), path)
+    return True
+
+
 def apply(specs, node, run, check_mode=False):
     """Bring the node to specs (see normalise; content as bytes). run(argv) -> (rc, out, err) runs a
     validate command. Returns {"changed", "files": [{"path", "changes"}] (the entries that differed),
-    "diff": [...] (content changes, for --diff)}. Raises ConfigFilesError naming the path that failed."""
-    report, diffs, attributes_only, writes, moved = [], [], [], [], []
+    "backups": [paths written or removed], "diff": [...] (content changes, for --diff)}. Raises
+    ConfigFilesError naming the path that failed."""
+    report, diffs, attributes_only, writes, moved, backups = [], [], [], [], [], []
     created_dirs = set()
     for spec in specs:
         path = spec["path"]
@@ -156,6 +196,8 @@ def apply(specs, node, run, check_mode=False):
         current = None if parent in created_dirs else node.current(path)
         if current is None and parent not in created_dirs and node.current(parent) is None:
             raise ConfigFilesError("%s: its directory %s does not exist (list the directory before it)" % (path, parent))
+        if spec.get("backup"):
+            backups.append((spec, current))
         changes = differences(spec, current)
         if not changes:
             continue
@@ -177,7 +219,7 @@ def apply(specs, node, run, check_mode=False):
         elif not check_mode:
             attributes_only.append(spec)
     if check_mode:
-        return {"changed": bool(report), "files": report, "diff": diffs}
+        return {"changed": bool(report), "files": report, "backups": [], "diff": diffs}
     try:
         for spec in writes:
             tmp = node.stage(spec["path"], spec["content"], spec["mode"], spec["uid"], spec["gid"])
@@ -189,6 +231,8 @@ def apply(specs, node, run, check_mode=False):
                     raise ConfigFilesError("%s: the new content failed its check (%s, rc %d): %s; no file of this "
                                            "task was changed" % (spec["path"], spec["validate"], rc,
                                                                  (err or out).strip()))
+        # Before any file moves: a run stopped between the two leaves the new file with its backup.
+        kept = [spec["backup"] for spec, current in backups if keep_backup(node, spec, current)]
     except Exception:
         for tmp, _path in moved:
             node.discard(tmp)
@@ -197,4 +241,4 @@ def apply(specs, node, run, check_mode=False):
         node.move(tmp, path)
     for spec in attributes_only:
         node.set_attributes(spec["path"], spec["mode"], spec["uid"], spec["gid"])
-    return {"changed": bool(report), "files": report, "diff": diffs}
+    return {"changed": bool(report), "files": report, "backups": kept, "diff": diffs}

@@ -56,6 +56,15 @@ options:
           - Command that checks the new content before it lands; C(%s) is the temporary file's path.
             Not run through a shell.
         type: str
+      backup:
+        description:
+          - Absolute path (files only) kept equal to the file's content as it was before this call, with
+            mode C(0600) and the file's owner. Written in the same call when it differs, before the new
+            content lands; removed where the file did not exist (so that a rollback never restores an older
+            content). Not counted as a change. In check mode nothing is written.
+          - For a caller that restores the previous content when the new one proves wrong (sshd's
+            rollback in C(ssh_hardening)).
+        type: path
 attributes:
   check_mode:
     support: full
@@ -97,6 +106,12 @@ files:
       type: list
       elements: str
   sample: [{"path": "/etc/issue", "changes": ["content"]}]
+backups:
+  description: The backups this call wrote or removed (empty in check mode).
+  returned: success
+  type: list
+  elements: str
+  sample: ["/etc/ssh/sshd_config.previous"]
 """
 
 import grp
@@ -126,6 +141,7 @@ def main():
                 group=dict(type="str", default="root"),
                 mode=dict(type="str"),
                 validate=dict(type="str"),
+                backup=dict(type="path"),
             )),
         ),
         supports_check_mode=True,

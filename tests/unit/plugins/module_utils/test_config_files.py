@@ -42,7 +42,7 @@ def test_writes_creates_directories_in_order_and_is_idempotent(tmp_path):
     assert oct(d.stat().st_mode & 0o7777) == "0o750"
     assert oct((d / "60.conf").stat().st_mode & 0o7777) == "0o600"
     again = cf.apply(wanted, cf.Node(), Runs())
-    assert again == {"changed": False, "files": [], "diff": []}
+    assert again == {"changed": False, "files": [], "backups": [], "diff": []}
 
 
 def test_check_mode_reports_content_and_mode_changes_and_writes_nothing(tmp_path):
@@ -104,6 +104,9 @@ def test_validate_sees_the_new_content(tmp_path):
     ({"path": "/etc/issue", "content": "", "owner": "nobody-here"}, "no such user on this host: nobody-here"),
     ({"path": "/etc/issue", "content": "", "group": "nogroup-here"}, "no such group on this host: nogroup-here"),
     ({"path": "/etc/issue", "content": "", "state": "link"}, "state must be one of file, directory"),
+    ({"path": "/etc/issue", "content": "", "backup": "issue.old"}, "backup must be an absolute path"),
+    ({"path": "/etc/issue", "content": "", "backup": "/etc/issue"}, "backup must be an absolute path other than"),
+    ({"path": "/etc/x.d", "state": "directory", "backup": "/etc/x.old"}, "and only for a file"),
 ])
 def test_bad_entries_are_refused_naming_the_path(item, message):
     with pytest.raises(cf.ConfigFilesError, match=message):
@@ -133,3 +136,53 @@ def test_owner_difference_is_reported():
     spec = specs({"path": "/etc/issue", "content": "x"})[0]
     current = {"kind": "file", "mode": 0o644, "uid": UID + 1, "gid": GID, "content": b"x"}
     assert cf.differences(spec, current) == ["owner"]
+
+
+def test_a_backup_listed_as_an_entry_is_refused():
+    with pytest.raises(cf.ConfigFilesError, match="/etc/a: its backup /etc/b is also listed"):
+        cf.normalise([{"path": "/etc/a", "content": "a", "backup": "/etc/b"}, {"path": "/etc/b", "content": "b"}], ids)
+
+
+def test_backup_holds_the_content_before_the_call_and_is_not_a_change(tmp_path):
+    path, backup = tmp_path / "sshd_config", tmp_path / "sshd_config.previous"
+    path.write_text("old\n")
+    os.chmod(path, 0o644)
+    wanted = specs({"path": str(path), "content": "new\n", "mode": "0600", "backup": str(backup)})
+    result = cf.apply(wanted, cf.Node(), Runs())
+    assert result["files"] == [{"path": str(path), "changes": ["content", "mode"]}]
+    assert result["backups"] == [str(backup)]
+    assert backup.read_text() == "old\n" and oct(backup.stat().st_mode & 0o7777) == "0o600"
+    assert path.read_text() == "new\n"
+    # Converged: the backup is brought to the content before the call (the same as the file) and the
+    # call reports no change; then nothing more is written.
+    again = cf.apply(wanted, cf.Node(), Runs())
+    assert again == {"changed": False, "files": [], "backups": [str(backup)], "diff": []}
+    assert backup.read_text() == "new\n"
+    assert cf.apply(wanted, cf.Node(), Runs())["backups"] == []
+
+
+def test_backup_follows_a_hand_edit_even_when_the_call_changes_nothing_else(tmp_path):
+    path, backup = tmp_path / "f", tmp_path / "f.previous"
+    path.write_text("mine\n")
+    wanted = specs({"path": str(path), "content": "mine\n", "backup": str(backup)})
+    backup.write_text("stale\n")
+    assert cf.apply(wanted, cf.Node(), Runs())["changed"] is False
+    assert backup.read_text() == "mine\n"
+
+
+def test_no_file_before_the_call_removes_a_stale_backup(tmp_path):
+    path, backup = tmp_path / "f", tmp_path / "f.previous"
+    backup.write_text("from an older run\n")
+    result = cf.apply(specs({"path": str(path), "content": "x", "backup": str(backup)}), cf.Node(), Runs())
+    assert result["backups"] == [str(backup)] and not backup.exists() and path.read_text() == "x"
+
+
+def test_a_refused_file_keeps_the_old_backup_and_check_mode_writes_none(tmp_path):
+    path, backup = tmp_path / "f", tmp_path / "f.previous"
+    path.write_text("old\n")
+    backup.write_text("older\n")
+    wanted = specs({"path": str(path), "content": "new\n", "backup": str(backup), "validate": "check %s"})
+    with pytest.raises(cf.ConfigFilesError, match="failed its check"):
+        cf.apply(wanted, cf.Node(), Runs(rc=1))
+    assert cf.apply(wanted, cf.Node(), Runs(), check_mode=True)["backups"] == []
+    assert backup.read_text() == "older\n" and path.read_text() == "old\n"
