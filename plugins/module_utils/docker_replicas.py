@@ -26,6 +26,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import re
 import socket
 import threading
@@ -363,3 +364,12 @@ def reconcile(engine, server, containers, check_mode=False):
     if errors:
         raise EngineError("; ".join("%s: %s" % e for e in errors))
     return result
+
+
+def retire(path, server, check_mode=False, transport=unix_transport):
+    """Every container of `server` stopped (each within its own stop timeout) and removed: an earlier
+    runtime's replicas, before native ones take their ports, or a retired server's. Their names; none on
+    a node without the engine's socket (it never ran containers)."""
+    if not os.path.exists(path):
+        return []
+    return reconcile(Engine(transport(path)), server, [], check_mode=check_mode)["removed"]

@@ -42,6 +42,16 @@ options:
     description: The engine's unix socket.
     type: path
     default: /var/run/docker.sock
+  remove_units:
+    description:
+      - First stop, disable and remove the server's native replicas, the units
+        C(llmfleet-NAME-INDEX.service) and their environment files (as C(llmfleet.cluster.systemd_replicas)
+        with an empty list would). They are an earlier runtime's, and they hold the ports the containers
+        are planned on.
+      - In the same call, because a rolling update runs it while the zone is out of the pool (a task of its
+        own cost a round trip there and on every run). A node without systemd has none.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -64,6 +74,12 @@ EXAMPLES = r"""
   llmfleet.cluster.docker_replicas:
     name: llm
     containers: []
+
+- name: Run the planned containers, the native replicas of an earlier runtime removed first
+  llmfleet.cluster.docker_replicas:
+    name: llm
+    containers: "{{ planned }}"
+    remove_units: true
 """
 
 RETURN = r"""
@@ -97,6 +113,11 @@ unchanged:
   returned: always
   type: list
   elements: str
+units_retired:
+  description: Native replicas' units stopped and removed first (I(remove_units)).
+  returned: always
+  type: list
+  elements: str
 """
 
 import os
@@ -104,7 +125,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import docker_replicas
+from ansible_collections.llmfleet.cluster.plugins.module_utils import docker_replicas, replica_units
 
 
 def main():
@@ -113,24 +134,41 @@ def main():
             name=dict(type="str", required=True),
             containers=dict(type="list", elements="dict", required=True),
             docker_socket=dict(type="path", default="/var/run/docker.sock"),
+            remove_units=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     name, containers, path = module.params["name"], module.params["containers"], module.params["docker_socket"]
-    empty = dict(changed=False, created=[], recreated=[], started=[], removed=[], unchanged=[], differences={})
-    if not os.path.exists(path):
+    empty = dict(changed=False, created=[], recreated=[], started=[], removed=[], unchanged=[], differences={},
+                 units_retired=[])
+    engine = os.path.exists(path)
+    if not engine and containers and not module.check_mode:
+        # Before anything changes: the native replicas keep serving.
+        module.fail_json(msg="%s: no Docker engine on the node (no socket %s): the docker role runs first" % (name, path),
+                         **empty)
+    retired = []
+    if module.params["remove_units"]:
+        # First: an earlier runtime's native replicas hold the ports the containers are planned on. A node
+        # without systemd has none.
+        systemctl = module.get_bin_path("systemctl")
+        if systemctl:
+            node = replica_units.Node(lambda args: module.run_command([systemctl] + args))
+            try:
+                retired = replica_units.reconcile(node, name, [], check_mode=module.check_mode)["retired"]
+            except (RuntimeError, OSError) as exc:
+                module.fail_json(msg="%s: %s" % (name, to_native(exc)), **empty)
+    empty["units_retired"] = retired
+    if not engine:
         # A node that never ran containers (a native one) has none to retire; in check mode, one the
         # docker role has not run on yet would have every replica created.
-        if containers and not module.check_mode:
-            module.fail_json(msg="%s: no Docker engine on the node (no socket %s): the docker role runs first" % (name, path),
-                             **empty)
-        empty.update(changed=bool(containers), created=[c.get("name") for c in containers])
+        empty.update(changed=bool(containers or retired), created=[c.get("name") for c in containers])
         module.exit_json(**empty)
     try:
         result = docker_replicas.reconcile(docker_replicas.Engine(docker_replicas.unix_transport(path)), name,
                                            containers, check_mode=module.check_mode)
     except (docker_replicas.EngineError, ValueError) as exc:
         module.fail_json(msg="%s: %s" % (name, to_native(exc)), **empty)
+    result.update(units_retired=retired, changed=result["changed"] or bool(retired))
     module.exit_json(**result)
 
 

@@ -68,6 +68,19 @@ options:
         description: Which entries of I(dir) are candidates.
         type: str
         required: true
+  remove_containers:
+    description:
+      - First stop (each within its own stop timeout) and remove the server's containers
+        C(llmfleet-NAME-INDEX), as C(llmfleet.cluster.docker_replicas) with an empty list would. They are
+        an earlier runtime's, and they hold the ports the units are planned on.
+      - In the same call, because a rolling update runs it while the zone is out of the pool (a task of its
+        own cost a round trip there and on every run). A node without the engine's socket has none.
+    type: bool
+    default: false
+  docker_socket:
+    description: The Docker engine's unix socket (I(remove_containers)).
+    type: path
+    default: /var/run/docker.sock
 attributes:
   check_mode:
     support: full
@@ -84,6 +97,8 @@ EXAMPLES = r"""
     name: llm
     replicas: "{{ model_server_plan | llmfleet.cluster.model_server_unit_files(release) }}"
     group: llmfleet-model
+    # Containers of an earlier runtime hold the ports: removed first, in the same call.
+    remove_containers: true
 
 - name: Retire every native replica of the server llm (it moved to containers)
   llmfleet.cluster.systemd_replicas:
@@ -129,13 +144,18 @@ pruned:
   returned: always
   type: list
   elements: str
+containers_removed:
+  description: Containers stopped and removed first (I(remove_containers)).
+  returned: always
+  type: list
+  elements: str
 """
 
 import grp
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import replica_units
+from ansible_collections.llmfleet.cluster.plugins.module_utils import docker_replicas, replica_units
 
 
 def main():
@@ -150,6 +170,8 @@ def main():
             prune=dict(type="list", elements="dict", default=[], options=dict(
                 dir=dict(type="path", required=True),
                 pattern=dict(type="str", required=True))),
+            remove_containers=dict(type="bool", default=False),
+            docker_socket=dict(type="path", default="/var/run/docker.sock"),
         ),
         supports_check_mode=True,
     )
@@ -167,6 +189,12 @@ def main():
             module.fail_json(msg="prune: dir must be an absolute directory other than /, not %s" % candidate["dir"])
     node = replica_units.Node(run, gid=gid)
     try:
+        # First: an earlier runtime's containers hold the ports the units are planned on.
+        removed = (docker_replicas.retire(module.params["docker_socket"], module.params["name"], module.check_mode)
+                   if module.params["remove_containers"] else [])
+    except (docker_replicas.EngineError, ValueError) as exc:
+        module.fail_json(msg="%s: %s" % (module.params["name"], exc))
+    try:
         result = dict(changed=False, retired=[], written=[], restarted=[], started=[], enabled=[])
         if module.params["replicas"] is not None:
             result = replica_units.reconcile(node, module.params["name"], module.params["replicas"],
@@ -174,7 +202,8 @@ def main():
         result["pruned"] = replica_units.prune(node, module.params["prune"], check_mode=module.check_mode)
     except (RuntimeError, OSError, ValueError) as exc:
         module.fail_json(msg=str(exc))
-    result["changed"] = result["changed"] or bool(result["pruned"])
+    result["containers_removed"] = removed
+    result["changed"] = result["changed"] or bool(result["pruned"]) or bool(removed)
     module.exit_json(**result)
 
 

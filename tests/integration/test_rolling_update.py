@@ -534,11 +534,12 @@ def test_a_broken_image_is_rolled_back_to_the_recorded_digest_even_when_its_tag_
 
 def runtime_state(lab, node):
     """What a node runs of the server llm: its containers, its replica units (loaded or on disk), their
-    environment files, and the firewall's routed rules of that server."""
+    environment files, and the firewall's routed rules of the node's containers (owned by the node, "model
+    servers": serving.firewall_rules; the runtime is the node's, so model-c2's second server moves with it)."""
     out = lab.ssh(node, "(sudo -n docker ps --all --format '{{.Names}}' --filter name=^llmfleet-llm-) | sort; echo --; "
                         "(systemctl list-units --all --no-legend --plain 'llmfleet-llm-*' | cut -d' ' -f1; "
                         "ls /etc/systemd/system /etc/default | grep '^llmfleet-llm-') | sort -u; echo --; "
-                        "sudo -n ufw show added | grep \"^ufw route .*'llmfleet model server llm\" | sed 's/ from .* port / /'"
+                        "sudo -n ufw show added | grep \"^ufw route .*'llmfleet model servers: containers'\" | sed 's/ from .* port / /'"
                         " | cut -d' ' -f1-4 | sort -u")
     assert out.returncode == 0, out.stderr
     containers, units, routed = (part.split() for part in out.stdout.split("--"))
@@ -559,8 +560,10 @@ def test_the_container_zone_moves_to_native_replicas_and_back_leaving_nothing_of
     ctx = json.loads(lab.ssh("model-a1", "cat /etc/llmfleet/model_server-llm.json").stdout)["release"][
         "model_server_llamacpp_ctx_size"]
     native = release_inventory(lab, tmp_path / "native", model_server_llamacpp_ctx_size=ctx)
+    # The lab's container limit is written as Docker reads it (1g); systemd's MemoryMax= wants 1G, and the
+    # inventory check refuses the other spelling before any host is touched.
     (native / "group_vars" / "container_nodes" / "zz-release.yml").write_text(json.dumps(
-        {"model_server_runtime": "systemd"}))
+        {"model_server_runtime": "systemd", "model_server_memory_limit": "1G"}))
     back = release_inventory(lab, tmp_path / "back", model_server_llamacpp_ctx_size=ctx)
     seen = {}
     with PoolSampler(lab) as sampler, Load(apis, ("lb1", "lb1", "lb2", "lb2"), seconds=900, pace=1.0) as load:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.llmfleet.cluster.plugins.module_utils import serving
+from ansible_collections.llmfleet.cluster.plugins.module_utils import replica_units, serving
 from ansible_collections.llmfleet.cluster.plugins.modules import docker_replicas
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
@@ -70,3 +70,68 @@ def test_an_engine_that_does_not_answer_is_named(module_runner, tmp_path):
     dead.write_text("")  # a path that is there but no socket
     code, result = module_runner(docker_replicas.main, {"name": "llm", "containers": [], "docker_socket": str(dead)})
     assert code == 1 and "the Docker engine at %s did not answer GET /containers/json" % dead in result["msg"]
+
+
+@pytest.fixture
+def native_replicas(tmp_path, monkeypatch):
+    """The node's native replicas of llm (two units and their environment files) and of another server, in a
+    temporary unit directory with a fake systemctl: what remove_units acts on."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "module_utils"))
+    from test_replica_units import FakeSystemctl  # noqa: E402  pylint: disable=import-outside-toplevel
+    units, env = tmp_path / "units", tmp_path / "default"
+    units.mkdir()
+    env.mkdir()
+    active = []
+    for server, index in (("llm", 0), ("llm", 1), ("other", 0)):
+        (units / replica_units.unit_name(server, index)).write_text("[Service]\n")
+        (env / ("llmfleet-%s-%d" % (server, index))).write_text("PORT=1\n")
+        active.append(replica_units.unit_name(server, index))
+    systemctl, real_node = FakeSystemctl(active=active, enabled=active), replica_units.Node
+    systemctl.watchers = []
+
+    def watched(args):
+        for watcher in systemctl.watchers:
+            watcher(args)
+        return systemctl(args)
+    monkeypatch.setattr(replica_units, "Node", lambda _run: real_node(watched, unit_dir=str(units), env_dir=str(env)))
+    monkeypatch.setattr(docker_replicas.AnsibleModule, "get_bin_path", lambda self, name, *a, **k: "/bin/" + name)
+    return units, systemctl
+
+
+def test_remove_units_retires_the_servers_native_replicas_before_its_containers_start(
+        module_runner, engine, native_replicas):
+    docker, path = engine
+    units, systemctl = native_replicas
+    seen = []
+    systemctl.watchers.append(lambda args: seen.append((args[0], len(docker.containers))))
+    code, result = module_runner(docker_replicas.main, {"name": "llm", "containers": containers(2), "docker_socket": path,
+                                                        "remove_units": True})
+    assert code == 0 and result["changed"]
+    # The units were stopped while no container of the server existed yet (they hold the same ports).
+    assert ("disable", 0) in seen and len(docker.containers) == 2
+    assert result["units_retired"] == ["llmfleet-llm-0.service", "llmfleet-llm-1.service"]
+    assert result["created"] == ["llmfleet-llm-0", "llmfleet-llm-1"]
+    # Only this server's units went; another server's native replica still runs.
+    assert sorted(p.name for p in units.iterdir()) == ["llmfleet-other-0.service"]
+    assert systemctl.active == {"llmfleet-other-0.service"}
+    code, result = module_runner(docker_replicas.main, {"name": "llm", "containers": containers(2), "docker_socket": path,
+                                                        "remove_units": True})
+    assert code == 0 and not result["changed"] and result["units_retired"] == []
+
+
+def test_remove_units_in_check_mode_and_without_an_engine(module_runner, tmp_path, native_replicas):
+    units, systemctl = native_replicas
+    missing = str(tmp_path / "none.sock")
+    code, result = module_runner(docker_replicas.main, {"name": "llm", "containers": containers(1), "docker_socket": missing,
+                                                        "remove_units": True, "_ansible_check_mode": True})
+    assert code == 0 and result["changed"] and result["units_retired"] == ["llmfleet-llm-0.service", "llmfleet-llm-1.service"]
+    assert len(list(units.iterdir())) == 3 and systemctl.verbs() == []
+    # No engine and containers planned: refused before any unit is touched (the native replicas keep serving).
+    code, result = module_runner(docker_replicas.main, {"name": "llm", "containers": containers(1), "docker_socket": missing,
+                                                        "remove_units": True})
+    assert code == 1 and "no Docker engine on the node" in result["msg"]
+    assert len(list(units.iterdir())) == 3 and systemctl.verbs() == []
+    # No engine and nothing planned (a server retired on a native node): its units still go.
+    code, result = module_runner(docker_replicas.main, {"name": "llm", "containers": [], "docker_socket": missing,
+                                                        "remove_units": True})
+    assert code == 0 and result["changed"] and result["units_retired"] == ["llmfleet-llm-0.service", "llmfleet-llm-1.service"]
