@@ -49,3 +49,24 @@ def apt_lists_age(now, exists=os.path.exists, mtime=os.path.getmtime):
             except OSError:
                 return None
     return None
+
+
+# What the base role writes to switch a host to a site's mirror (roles/base/tasks/apt.yml): the mirror's
+# own sources file, and the distribution's sources set aside under this suffix.
+MIRROR_SOURCES = "/etc/apt/sources.list.d/llmfleet.sources"
+SET_ASIDE = ".llmfleet-disabled"
+
+
+def apt_mirror_files(listdir=os.listdir):
+    """The paths a switch to a mirror left on the host (the mirror's sources, the distribution's sources
+    set aside), sorted; [] on a host that never switched. Read with the installed packages, so that a host
+    whose mirror was taken off the inventory is switched back without a look of its own on every run."""
+    found = []
+    for directory in ("/etc/apt", "/etc/apt/sources.list.d"):
+        try:
+            names = listdir(directory)
+        except OSError:
+            continue
+        found += [os.path.join(directory, name) for name in names
+                  if name.endswith(SET_ASIDE) or os.path.join(directory, name) == MIRROR_SOURCES]
+    return sorted(found)

@@ -62,6 +62,16 @@ apt_lists_age:
   returned: success
   type: float
   sample: 1520.4
+apt_mirror_files:
+  description:
+    - What a switch to a site's mirror by the C(base) role left on the host - its sources file
+      C(/etc/apt/sources.list.d/llmfleet.sources) and the distribution's sources set aside as
+      C(*.llmfleet-disabled) - sorted. Empty on a host that never switched.
+    - The role switches such a host back when the mirror is taken off the inventory.
+  returned: success
+  type: list
+  elements: str
+  sample: ["/etc/apt/sources.list.d/debian.sources.llmfleet-disabled", "/etc/apt/sources.list.d/llmfleet.sources"]
 """
 
 import time
@@ -78,7 +88,7 @@ def main():
     if rc != 0:
         module.fail_json(msg="dpkg-query failed (rc %d): %s" % (rc, (err or out).strip()))
     module.exit_json(changed=False, ansible_facts={"packages": packages.parse(out)},
-                     apt_lists_age=packages.apt_lists_age(time.time()))
+                     apt_lists_age=packages.apt_lists_age(time.time()), apt_mirror_files=packages.apt_mirror_files())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The lab is air-gapped: packages arrive through the lab's gateway, and only that way."""
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.lab
@@ -44,3 +46,31 @@ def test_gateway_refuses_hosts_it_does_not_mirror(lab):
              "except urllib.error.HTTPError as e: print(e.code)\"")
     out = lab.ssh(HOST, fetch)
     assert out.stdout.strip() == "403", out.stderr
+
+
+def test_a_host_switched_to_the_mirror_and_back_follows_the_inventory(converged_lab):
+    """base_apt_mirror_url set, then taken off again (the lab's gateway mirrors Debian): each switch updates the
+    package lists at once, each second run changes nothing, and going back leaves the distribution's own
+    sources as they were (a switch once left the mirror's sources in place and the distribution's disabled)."""
+    lab, services = converged_lab, converged_lab.info["services"]
+    look = ("ls /etc/apt/sources.list* /etc/apt/sources.list.d | sort; echo --; "
+            "apt-get indextargets --format '$(SITE)' | sort -u; echo --; sha256sum /etc/apt/sources.list* | cut -c1-16")
+    before = lab.ssh(HOST, look)
+    assert before.returncode == 0, before.stderr
+    mirror = ["-e", "base_apt_proxy=", "-e", f"base_apt_mirror_url={services['apt_mirror']}",
+              "-e", f"base_apt_security_mirror_url={services['apt_security_mirror']}"]
+    seen = {}
+    for label, extra in (("mirror", mirror), ("mirror again", mirror), ("back", []), ("back again", [])):
+        proc = lab.playbook("playbooks/base.yml", "--limit", HOST, *extra, callback="json")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        stats = json.loads(proc.stdout[proc.stdout.index("{"):])["stats"][HOST]
+        state = lab.ssh(HOST, look)
+        assert state.returncode == 0, state.stderr
+        files, sites, _sums = (part.split() for part in state.stdout.split("--"))
+        seen[label] = {"changed": stats["changed"], "files": files, "sites": sites}
+    assert seen["mirror"]["sites"] == [services["apt_mirror"], services["apt_security_mirror"]], seen
+    assert "/etc/apt/sources.list.llmfleet-disabled" in seen["mirror"]["files"], seen
+    assert seen["mirror"]["changed"] > 0 and seen["mirror again"]["changed"] == 0, seen
+    assert seen["back"]["changed"] > 0 and seen["back again"]["changed"] == 0, seen
+    assert seen["back"]["sites"] == ["http://deb.debian.org/debian", "http://deb.debian.org/debian-security"], seen
+    assert lab.ssh(HOST, look).stdout == before.stdout

@@ -47,3 +47,19 @@ def test_the_apt_lists_age_of_real_files(tmp_path, monkeypatch):
     monkeypatch.setattr(packages, "APT_UPDATE_STAMP", str(tmp_path / "no-stamp"))
     monkeypatch.setattr(packages, "APT_LISTS", str(lists))
     assert packages.apt_lists_age(4600.5) == 3600.5
+
+
+def test_what_a_mirror_left_is_found_in_both_apt_directories():
+    tree = {"/etc/apt": ["sources.list.llmfleet-disabled", "apt.conf.d", "trusted.gpg.d"],
+            "/etc/apt/sources.list.d": ["debian.sources.llmfleet-disabled", "llmfleet.sources", "docker.sources"]}
+    assert packages.apt_mirror_files(listdir=tree.__getitem__) == [
+        "/etc/apt/sources.list.d/debian.sources.llmfleet-disabled", "/etc/apt/sources.list.d/llmfleet.sources",
+        "/etc/apt/sources.list.llmfleet-disabled"]
+
+
+def test_a_host_that_never_switched_has_nothing_and_a_missing_directory_is_no_error():
+    def listdir(path):
+        if path == "/etc/apt/sources.list.d":
+            raise FileNotFoundError(path)
+        return ["sources.list", "llmfleet.sources"]   # not in sources.list.d: not the mirror's file
+    assert packages.apt_mirror_files(listdir=listdir) == []
