@@ -162,23 +162,20 @@ BACKUP_MODE = 0o600
 
 def keep_backup(node, spec, current):
     """Makes spec's backup hold the file's content before this call (mode 0600, the file's owner), or
-    removes it where there was no file: a rollback must never restore an older content. Returns
-    whether it wrote or removed anything."""
+    removes it where there was no file: a rollback must never restore an older content. current is the
+    file as it was (None, or a regular file: differences() refused anything else). Returns whether it
+    wrote or removed anything."""
     path = spec["backup"]
     found = node.current(path)
-    if current is None or current["kind"] != "file":
-        if found is None:
-            return False
-        if found["kind"] != "file":
-            raise ConfigFilesError("%s: its backup %s is not a regular file: left as it is" % (spec["path"], path))
-        node.discard(path)
-        return True
-    wanted = {"kind": "file", "mode": BACKUP_MODE, "uid": current["uid"], "gid": current["gid"],
-              "content": current["content"]}
-    if found == wanted:
-        return False
     if found is not None and found["kind"] != "file":
         raise ConfigFilesError("%s: its backup %s is not a regular file: left as it is" % (spec["path"], path))
+    if current is None:
+        if found is None:
+            return False
+        node.discard(path)
+        return True
+    if found == dict(current, mode=BACKUP_MODE):
+        return False
     node.move(node.stage(path, current["content"], BACKUP_MODE, current["uid"], current["gid"]), path)
     return True
 

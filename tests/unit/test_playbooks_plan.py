@@ -4,6 +4,7 @@ wrote another configuration than site.yml does, silently: the fault agent watche
 auditd no weights (hardening.yml); and bad input reached hosts. validate.yml makes the plan once per run,
 so site.yml's own import is not repeated."""
 
+import functools
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 PLAN = re.compile(r"\bllmfleet_fleet\b")
 
 
+@functools.lru_cache(maxsize=None)
 def plan_readers():
     """Roles whose tasks, variables, defaults or templates name llmfleet_fleet."""
     readers = set()

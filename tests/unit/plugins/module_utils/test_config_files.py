@@ -186,3 +186,13 @@ def test_a_refused_file_keeps_the_old_backup_and_check_mode_writes_none(tmp_path
         cf.apply(wanted, cf.Node(), Runs(rc=1))
     assert cf.apply(wanted, cf.Node(), Runs(), check_mode=True)["backups"] == []
     assert backup.read_text() == "older\n" and path.read_text() == "old\n"
+
+
+def test_a_backup_path_that_is_not_a_regular_file_is_refused_and_nothing_lands(tmp_path):
+    path, backup = tmp_path / "f", tmp_path / "f.previous"
+    path.write_text("old\n")
+    backup.mkdir()
+    with pytest.raises(cf.ConfigFilesError, match="its backup .*f.previous is not a regular file"):
+        cf.apply(specs({"path": str(path), "content": "new\n", "backup": str(backup)}), cf.Node(), Runs())
+    assert path.read_text() == "old\n" and backup.is_dir()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no staged file left
