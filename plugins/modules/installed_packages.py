@@ -21,8 +21,9 @@ description:
   - Only fully installed packages are listed; one half-installed, half-configured, unpacked or with only
     its configuration files left is missing, so the install task that needs it runs.
   - Also returns how long ago apt's package lists were updated (RV(apt_lists_age)), read as
-    C(ansible.builtin.apt)'s O(ansible.builtin.apt#module:cache_valid_time) reads it, so that a role can skip
-    the apt module where it would neither install nor update (its start alone opens apt's whole cache).
+    C(ansible.builtin.apt)'s O(ansible.builtin.apt#module:cache_valid_time) reads it, and whether the sources
+    changed since (RV(apt_sources_newer)), so that a role can skip the apt module where it would neither
+    install nor update (its start alone opens apt's whole cache).
   - Changes nothing.
 options: {}
 extends_documentation_fragment: [llmfleet.cluster.read_only]
@@ -62,12 +63,23 @@ apt_lists_age:
   returned: success
   type: float
   sample: 1520.4
+apt_sources_newer:
+  description:
+    - Whether apt's sources changed after that update - C(/etc/apt/sources.list*), C(/etc/apt/sources.list.d)
+      and every file in it, by their change times (a rename changes them). The lists may then be those of
+      other sources, as a run interrupted between a switch of the sources and the update left them.
+    - V(true) also when there is no time to compare with (RV(apt_lists_age) null).
+  returned: success
+  type: bool
+  sample: false
 apt_mirror_files:
   description:
     - What a switch to a site's mirror by the C(base) role left on the host - its sources file
       C(/etc/apt/sources.list.d/llmfleet.sources) and the distribution's sources set aside as
       C(*.llmfleet-disabled) - sorted. Empty on a host that never switched.
     - The role switches such a host back when the mirror is taken off the inventory.
+    - A source set aside whose original exists again (written anew by its package) is not listed - the way
+      back keeps the new one.
   returned: success
   type: list
   elements: str
@@ -87,8 +99,11 @@ def main():
     rc, out, err = module.run_command(packages.DPKG_QUERY, environ_update={"LC_ALL": "C"})
     if rc != 0:
         module.fail_json(msg="dpkg-query failed (rc %d): %s" % (rc, (err or out).strip()))
+    lists_time = packages.apt_lists_time()
     module.exit_json(changed=False, ansible_facts={"packages": packages.parse(out)},
-                     apt_lists_age=packages.apt_lists_age(time.time()), apt_mirror_files=packages.apt_mirror_files())
+                     apt_lists_age=packages.apt_lists_age(time.time(), lists_time),
+                     apt_sources_newer=packages.apt_sources_newer(lists_time),
+                     apt_mirror_files=packages.apt_mirror_files())
 
 
 if __name__ == "__main__":

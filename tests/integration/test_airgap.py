@@ -48,29 +48,52 @@ def test_gateway_refuses_hosts_it_does_not_mirror(lab):
     assert out.stdout.strip() == "403", out.stderr
 
 
+APT_TASK = "Update the apt cache and install the base packages"
+
+
 def test_a_host_switched_to_the_mirror_and_back_follows_the_inventory(converged_lab):
     """base_apt_mirror_url set, then taken off again (the lab's gateway mirrors Debian): each switch updates the
-    package lists at once, each second run changes nothing, and going back leaves the distribution's own
-    sources as they were (a switch once left the mirror's sources in place and the distribution's disabled)."""
+    package lists, also where the run that switched stopped before the update, each second run changes nothing,
+    an update that finds nothing new stamps the lists as updated, and going back leaves the distribution's own
+    sources as they were. Each of these once failed: a switch left the mirror's sources in place and the
+    distribution's disabled; a run after a stopped switch kept the old sources' lists; an update that found
+    nothing new left the lists' age as it was, so once older than the valid time they were updated on every run
+    (the rule that then skips it: test_packages.py in tests/unit)."""
     lab, services = converged_lab, converged_lab.info["services"]
     look = ("ls /etc/apt/sources.list* /etc/apt/sources.list.d | sort; echo --; "
             "apt-get indextargets --format '$(SITE)' | sort -u; echo --; sha256sum /etc/apt/sources.list* | cut -c1-16")
+    lists = "ls /var/lib/apt/lists | grep -c _dists_ | tr '\\n' ' '; ls /var/lib/apt/lists | grep -c '^deb.debian.org_'"
+    stamp = "/var/lib/apt/periodic/update-success-stamp"
     before = lab.ssh(HOST, look)
     assert before.returncode == 0, before.stderr
     mirror = ["-e", "base_apt_proxy=", "-e", f"base_apt_mirror_url={services['apt_mirror']}",
               "-e", f"base_apt_security_mirror_url={services['apt_security_mirror']}"]
     seen = {}
-    for label, extra in (("mirror", mirror), ("mirror again", mirror), ("back", []), ("back again", [])):
+    for label, extra in (("mirror", mirror), ("mirror again, lists aged", mirror),
+                         ("back, stopped before the update", ["--tags", "configure"]), ("back", [])):
+        if label == "mirror again, lists aged":
+            assert lab.ssh(HOST, f"sudo -n touch -d '-2 hours' {stamp}").returncode == 0
         proc = lab.playbook("playbooks/base.yml", "--limit", HOST, *extra, callback="json")
         assert proc.returncode == 0, proc.stdout[-3000:]
-        stats = json.loads(proc.stdout[proc.stdout.index("{"):])["stats"][HOST]
-        state = lab.ssh(HOST, look)
+        run = json.loads(proc.stdout[proc.stdout.index("{"):])
+        apt = [task["hosts"][HOST] for play in run["plays"] for task in play["tasks"]
+               if task["task"]["name"].endswith(APT_TASK) and HOST in task["hosts"]]
+        state = lab.ssh(HOST, f"{look}; echo --; {lists}; echo --; echo $(( $(date +%s) - $(stat -c %Y {stamp}) ))")
         assert state.returncode == 0, state.stderr
-        files, sites, _sums = (part.split() for part in state.stdout.split("--"))
-        seen[label] = {"changed": stats["changed"], "files": files, "sites": sites}
+        files, sites, _sums, (all_lists, debian_lists), (stamp_age,) = (part.split() for part in state.stdout.split("--"))
+        seen[label] = {"changed": run["stats"][HOST]["changed"], "files": files, "sites": sites,
+                       "apt": "skipped" if not apt or apt[0].get("skipped") else "ran",
+                       "lists": int(all_lists), "debian lists": int(debian_lists), "stamp age": int(stamp_age)}
     assert seen["mirror"]["sites"] == [services["apt_mirror"], services["apt_security_mirror"]], seen
     assert "/etc/apt/sources.list.llmfleet-disabled" in seen["mirror"]["files"], seen
-    assert seen["mirror"]["changed"] > 0 and seen["mirror again"]["changed"] == 0, seen
-    assert seen["back"]["changed"] > 0 and seen["back again"]["changed"] == 0, seen
+    assert seen["mirror"]["changed"] > 0 and seen["mirror"]["debian lists"] == 0 < seen["mirror"]["lists"], seen
+    # Lists two hours old: updated once (nothing new on the mirror), and the stamp says so.
+    assert seen["mirror again, lists aged"]["changed"] == 0 and seen["mirror again, lists aged"]["apt"] == "ran", seen
+    assert seen["mirror again, lists aged"]["stamp age"] < 600, seen
+    # The sources switched back, the update not run: the next run updates the lists, then leaves them.
+    assert seen["back, stopped before the update"]["changed"] > 0, seen
+    assert seen["back, stopped before the update"]["debian lists"] == 0, seen
+    assert seen["back"]["changed"] == 0 and seen["back"]["apt"] == "ran", seen
+    assert seen["back"]["debian lists"] == seen["back"]["lists"] > 0, seen
     assert seen["back"]["sites"] == ["http://deb.debian.org/debian", "http://deb.debian.org/debian-security"], seen
     assert lab.ssh(HOST, look).stdout == before.stdout
