@@ -19,6 +19,8 @@ def test_reads_this_machines_packages_as_facts_in_check_mode(module_runner):
     assert llmfleet_missing_packages(["dpkg", "no-such-package-llmfleet"], {"packages": found}) == ["no-such-package-llmfleet"]
     # This machine's apt lists, as the apt module would read them (None where apt never ran).
     assert result["apt_lists_age"] is None or result["apt_lists_age"] >= 0
+    assert result["apt_sources_newer"] in (True, False)
+    assert result["apt_sources_newer"] or result["apt_lists_age"] is not None
 
 
 def test_a_host_without_dpkg_fails_with_a_clear_message(module_runner, monkeypatch):
