@@ -115,8 +115,10 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
              loading_interval=None):
     """Probe until `consecutive` passes in a row, or give up.
 
-    interval: seconds between checks once the replica answered (the passes in a row span that much
-    time). loading_interval: between checks while it is still loading (default: interval); a refused
+    interval: seconds from the start of one check to the start of the next once the replica answered
+    (the passes in a row span that much time: consecutive - 1 intervals, whatever a completion takes;
+    counted from the end of a check, a gate of 3 spanned 2 s plus two completions' time, which a zone
+    spent out of the pool). loading_interval: between checks while it is still loading (default: interval); a refused
     connection costs nothing, and a replica that loads in 0.8 s is then seen at once instead of at the
     next whole interval (a zone is out of the pool meanwhile). The restart count is read at most once
     per interval.
@@ -139,7 +141,7 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
     # Why the streak last broke: a gate that times out after a pass says why it did not pass, not "ok".
     last_failure = None
     while True:
-        now = clock()
+        now = probed_at = clock()
         state, reason, details = probe()
         attempt = {"at": round(now - start, 3), "state": state}
         if reason:
@@ -176,7 +178,7 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
                     else "last failure: %s (then %d passing)" % (last_failure, streak)
                 return _report(False, "no %d passing checks in a row within %.0f s of loading; %s"
                                % (consecutive, timeout, why), attempts, start, now, loaded_at - start)
-        sleep(loading_interval if loaded_at is None else interval)
+        sleep(max(0.0, (loading_interval if loaded_at is None else interval) - (clock() - probed_at)))
 
 
 def run_gates(gates):

@@ -106,7 +106,10 @@ options:
     type: int
     default: 3
   interval:
-    description: Seconds between checks once the replica answers (the passes in a row span that much time).
+    description:
+      - Seconds from the start of one check to the start of the next once the replica answers, so that I(consecutive)
+        passes span I(consecutive) - 1 intervals whatever a completion takes; a check that takes longer is followed
+        at once.
     type: float
     default: 1.0
   loading_interval:

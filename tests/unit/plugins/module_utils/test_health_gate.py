@@ -39,7 +39,11 @@ def test_loading_then_three_passes_in_a_row():
                          consecutive=3, interval=1, timeout=30, loading_timeout=60)
     assert report["passed"] and report["reason"] == ""
     assert [a["state"] for a in report["attempts"]] == ["loading"] * 5 + ["ok", "failed", "ok", "ok", "ok"]
-    assert report["loading_seconds"] == pytest.approx(5.6)  # 5 loading probes + 1 s sleeps, then the first answer
+    # 5 loading probes started 1 s apart, then the first answer (a probe takes 0.1 s here).
+    assert report["loading_seconds"] == pytest.approx(5.1)
+    # The three passes in a row span two intervals from start to start, the probes' own time not added.
+    at = [a["at"] for a in report["attempts"]]
+    assert at[-1] - at[-3] == pytest.approx(2.0)
 
 
 def test_loading_has_its_own_deadline():
@@ -48,7 +52,7 @@ def test_loading_has_its_own_deadline():
                          timeout=5, loading_timeout=20)
     assert not report["passed"] and report["reason"].startswith("still loading after 2")
     assert report["reason"].endswith(" s (scripted loading)") and 20 <= report["seconds"] < 22
-    assert 18 <= len(report["attempts"]) <= 20
+    assert 19 <= len(report["attempts"]) <= 22
 
 
 def test_a_replica_that_answers_but_never_passes_fails_after_timeout_not_loading_timeout():
@@ -188,12 +192,22 @@ def test_a_loading_replica_is_polled_at_the_loading_interval_and_its_restarts_re
                          timeout=30, loading_timeout=60, restarts=restarts, loading_interval=0.25)
     assert report["passed"]
     # Ready after ~1 s of loading: seen at the fifth check (4 x 0.25 s), not after 4 whole intervals.
-    assert report["loading_seconds"] == pytest.approx(1.05)
+    assert report["loading_seconds"] == pytest.approx(1.01)
     # The start's count, then one read during the second of loading (not one per check).
     assert len(reads) == 2
     # Once it answers, the passes in a row are an interval apart.
     at = [a["at"] for a in report["attempts"] if a["state"] == "ok"]
-    assert at[1] - at[0] == pytest.approx(1.01)
+    assert at[1] - at[0] == pytest.approx(1.0)
+
+
+def test_a_check_slower_than_the_interval_is_followed_at_once():
+    # A completion that takes 1.5 s with a 1 s interval: the next check starts when it ends, no sleep added.
+    clock = Clock(step=1.5)
+    slept = []
+    report = hg.run_gate(scripted(clock, ["ok"]), clock, lambda seconds: (slept.append(seconds), clock.sleep(seconds)),
+                         consecutive=3, interval=1, timeout=30, loading_timeout=60)
+    assert report["passed"] and slept == [0.0, 0.0]
+    assert [a["at"] for a in report["attempts"]] == [0.0, 1.5, 3.0]
 
 
 def test_the_loading_interval_is_never_longer_than_the_interval():
