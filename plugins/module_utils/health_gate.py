@@ -70,6 +70,10 @@ def check_response(resp, expect_status, query=None, expect=None, search=None):
 
 def check_completion(resp, latency_budget):
     """A chat completion must be 200, carry a non-empty answer, and come within the budget."""
+    if latency_budget and resp.error and resp.seconds > latency_budget:
+        # Cut by completion_timeout (or timed out on its own) after its budget had run out.
+        return "failed", "completion: no answer after %.2f s, over the %.2f s budget (%s)" % (
+            resp.seconds, latency_budget, resp.error)
     state, reason = check_response(resp, 200)
     if state != "ok":
         return state, "completion: " + reason
@@ -86,6 +90,20 @@ def check_completion(resp, latency_budget):
     if latency_budget and resp.seconds > latency_budget:
         return "failed", "completion: %.2f s, over the %.2f s budget" % (resp.seconds, latency_budget)
     return "ok", ""
+
+
+def completion_timeout(request_timeout, latency_budget, window_left):
+    """Seconds a gate's completion may take before it is cut.
+
+    A completion still running after its latency budget has failed its check, and one still running
+    after the gate's window (window_left: seconds from now to its end) cannot be followed by another
+    check: past both, its answer cannot change the verdict, only delay it. Measured on the lab: a
+    slow release's completions took 12-23 s against a 0.78 s budget and a 6 s window, and its zone
+    stayed out of the pool 67 s for a verdict known after 6. Without a budget, a late completion can
+    still complete the streak: only request_timeout bounds it."""
+    if not latency_budget:
+        return request_timeout
+    return min(request_timeout, max(latency_budget, window_left))
 
 
 RESTART_COUNTERS = {
@@ -123,11 +141,12 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
     next whole interval (a zone is out of the pool meanwhile). The restart count is read at most once
     per interval.
 
-    probe(): (state, reason, details) with state 'ok', 'loading' or 'failed'.
+    probe(window_end): (state, reason, details) with state 'ok', 'loading' or 'failed'; window_end is the
+    clock time at which the gate's window closes (completion_timeout uses it).
     restarts(): the replica's restart count or None (unknown); when it rises above its value at the
     start, the gate fails at once (the process crashed and was restarted).
-    Deadlines: loading_timeout while the replica is loading (from the start); after its first
-    non-loading answer, timeout more seconds to pass.
+    Deadlines: loading_timeout while the replica is loading (from the start); from the start of the
+    first check that found it loaded, timeout more seconds to pass.
     Returns a report dict: passed, reason, attempts, loading_seconds, seconds.
     """
     restarts = restarts or (lambda: None)
@@ -142,7 +161,7 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
     last_failure = None
     while True:
         now = probed_at = clock()
-        state, reason, details = probe()
+        state, reason, details = probe((probed_at if loaded_at is None else loaded_at) + timeout)
         attempt = {"at": round(now - start, 3), "state": state}
         if reason:
             attempt["reason"] = reason
@@ -157,7 +176,7 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
         elif count is not None and count > restarts_at_start:
             return _report(False, "restarted %d time(s) during the gate: it crashes (last: %s)"
                            % (count - restarts_at_start, reason or state), attempts, start, now,
-                           (loaded_at or now) - start)
+                           (now if loaded_at is None else loaded_at) - start)
         if state == "loading" and loaded_at is None:
             streak = 0
             if now - start >= loading_timeout:
@@ -165,7 +184,8 @@ def run_gate(probe, clock, sleep, consecutive=3, interval=1.0, timeout=60.0, loa
                                now - start)
         else:
             if loaded_at is None:
-                loaded_at = now
+                # When the check started (its readiness answer comes first), not when its completion ended.
+                loaded_at = probed_at
             if state == "ok":
                 streak += 1
                 if streak >= consecutive:

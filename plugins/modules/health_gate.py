@@ -94,7 +94,11 @@ options:
         type: str
         default: /v1/chat/completions
       latency_budget:
-        description: Seconds the completion may take; 0 for no budget.
+        description:
+          - Seconds the completion may take; 0 for no budget.
+          - With a budget, a completion still running after both its budget and the end of the gate's
+            I(timeout) window is cut there (it can no longer change the verdict, only delay it); a
+            slow release fails when its window ends, not after its slowest answer.
         type: float
         default: 0
   headers:
@@ -120,7 +124,7 @@ options:
     type: float
     default: 0.25
   timeout:
-    description: Seconds to pass once the replica stopped loading.
+    description: Seconds to pass, from the start of the first check that found the replica loaded.
     type: float
     default: 60
   loading_timeout:
@@ -328,7 +332,7 @@ def main():
         return json.dumps({"model": models.get(url) or completion["model"], "max_tokens": completion["max_tokens"],
                            "messages": [{"role": "user", "content": completion["prompt"]}]}).encode()
 
-    def probe(url):
+    def probe(url, window_end):
         base = url.rstrip("/")
         resp = fetch(base + paths.get(url, p["health_path"]), None, headers, p["request_timeout"], p["validate_certs"])
         state, reason = health_gate.check_response(resp, p["expect_status"], p["json_query"], p["json_expect"],
@@ -336,7 +340,9 @@ def main():
         details = {"health_status": resp.status, "health_ms": round(resp.seconds * 1000, 1)}
         if state != "ok" or not completion:
             return state, reason, details
-        answer = fetch(base + completion["path"], body(url), headers, p["request_timeout"], p["validate_certs"])
+        cut = health_gate.completion_timeout(p["request_timeout"], completion["latency_budget"],
+                                             window_end - time.monotonic())
+        answer = fetch(base + completion["path"], body(url), headers, cut, p["validate_certs"])
         state, reason = health_gate.check_completion(answer, completion["latency_budget"])
         details.update(completion_status=answer.status, completion_ms=round(answer.seconds * 1000, 1))
         return state, reason, details
@@ -348,7 +354,7 @@ def main():
         return lambda: health_gate.restart_count(module.run_command, kind, name)
 
     def gate(url, process=None):
-        return lambda: health_gate.run_gate(lambda: probe(url), time.monotonic, time.sleep, p["consecutive"],
+        return lambda: health_gate.run_gate(lambda window_end: probe(url, window_end), time.monotonic, time.sleep, p["consecutive"],
                                             p["interval"], p["timeout"], p["loading_timeout"], restarts(process),
                                             p["loading_interval"])
 

@@ -26,7 +26,7 @@ def scripted(clock, states):
     """A probe that returns the given states in order, then the last one forever."""
     states = list(states)
 
-    def probe():
+    def probe(_window_end):
         clock.now += clock.step
         state = states.pop(0) if len(states) > 1 else states[0]
         return state, "" if state == "ok" else "scripted " + state, {}
@@ -39,8 +39,8 @@ def test_loading_then_three_passes_in_a_row():
                          consecutive=3, interval=1, timeout=30, loading_timeout=60)
     assert report["passed"] and report["reason"] == ""
     assert [a["state"] for a in report["attempts"]] == ["loading"] * 5 + ["ok", "failed", "ok", "ok", "ok"]
-    # 5 loading probes started 1 s apart, then the first answer (a probe takes 0.1 s here).
-    assert report["loading_seconds"] == pytest.approx(5.1)
+    # 5 loading probes started 1 s apart: loaded from the start of the sixth (its own 0.1 s not counted).
+    assert report["loading_seconds"] == pytest.approx(5.0)
     # The three passes in a row span two intervals from start to start, the probes' own time not added.
     at = [a["at"] for a in report["attempts"]]
     assert at[-1] - at[-3] == pytest.approx(2.0)
@@ -103,6 +103,10 @@ def test_readiness_answers(resp, kwargs, expected):
     (hg.Response(200, b"not json"), ("failed", "completion: body is not JSON")),
     (hg.Response(503, b""), ("loading", "completion: HTTP 503")),
     (hg.Response(200, b'{"choices":[{"text":"legacy completion"}]}'), ("ok", "")),
+    # Cut after its budget (completion_timeout): over the budget, whatever cut it.
+    (hg.Response(None, error="timed out", seconds=6.0),
+     ("failed", "completion: no answer after 6.00 s, over the 2.00 s budget (timed out)")),
+    (hg.Response(None, error="timed out", seconds=1.0), ("failed", "completion: timed out")),
 ])
 def test_completion_answers(resp, expected):
     state, reason = hg.check_completion(resp, 2.0)
@@ -131,7 +135,7 @@ def test_a_gate_that_times_out_on_a_pass_names_the_failure_that_broke_the_streak
     clock = Clock()
     states = [("ok", ""), ("failed", "completion: 2.10 s, over the 1.49 s budget"), ("ok", "")] * 20
 
-    def probe():
+    def probe(_window_end):
         clock.now += clock.step
         state, reason = states.pop(0)
         return state, reason, {}
@@ -192,7 +196,7 @@ def test_a_loading_replica_is_polled_at_the_loading_interval_and_its_restarts_re
                          timeout=30, loading_timeout=60, restarts=restarts, loading_interval=0.25)
     assert report["passed"]
     # Ready after ~1 s of loading: seen at the fifth check (4 x 0.25 s), not after 4 whole intervals.
-    assert report["loading_seconds"] == pytest.approx(1.01)
+    assert report["loading_seconds"] == pytest.approx(1.0)
     # The start's count, then one read during the second of loading (not one per check).
     assert len(reads) == 2
     # Once it answers, the passes in a row are an interval apart.
@@ -215,3 +219,34 @@ def test_the_loading_interval_is_never_longer_than_the_interval():
     report = hg.run_gate(scripted(clock, ["loading", "ok"]), clock, clock.sleep, consecutive=1, interval=0.5,
                          timeout=30, loading_timeout=60, loading_interval=5)
     assert report["loading_seconds"] == pytest.approx(0.5)
+
+
+def test_the_window_given_to_each_check_ends_timeout_after_the_first_check_that_found_it_loaded():
+    clock = Clock(step=0.5)
+    states = ["loading", "loading", "failed", "ok", "failed", "ok", "ok"]
+    windows = []
+
+    def probe(window_end):
+        windows.append((clock.now, window_end))
+        clock.now += clock.step
+        state = states.pop(0)
+        return state, "" if state == "ok" else "scripted " + state, {}
+    report = hg.run_gate(probe, clock, clock.sleep, consecutive=3, interval=1, timeout=4, loading_timeout=60,
+                         loading_interval=1)
+    # While it loads, each check's window would start with it; from the third check (at 2 s, the first
+    # that found it loaded) the window is fixed: 2 + 4 s.
+    assert windows == [(0.0, 4.0), (1.0, 5.0), (2.0, 6.0), (3.0, 6.0), (4.0, 6.0), (5.0, 6.0), (6.0, 6.0)]
+    assert report["loading_seconds"] == pytest.approx(2.0)
+    assert not report["passed"] and report["seconds"] == pytest.approx(6.5)
+
+
+@pytest.mark.parametrize("request_timeout,budget,window_left,expected", [
+    (30, 0, 5.0, 30),       # no budget: a late answer may still complete the streak
+    (30, 0.78, 6.0, 6.0),   # over budget and past the window: cut when the window ends
+    (30, 0.78, -1.0, 0.78),  # the window is over: the budget still gets its full time
+    (30, 2.0, 0.5, 2.0),
+    (3, 0.78, 6.0, 3),      # request_timeout bounds every request
+])
+def test_a_completion_is_cut_only_once_it_can_no_longer_change_the_verdict(request_timeout, budget, window_left,
+                                                                           expected):
+    assert hg.completion_timeout(request_timeout, budget, window_left) == expected
