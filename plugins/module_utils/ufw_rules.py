@@ -131,7 +131,7 @@ def sources(spec):
 def wanted(specs, owner, also_routed=False):
     """Rules from the module's rule specs: one per source; the comment carries the owner (the spec's
     own where it names one, else the call's). With
-    also_routed (a Docker host), each rule again as a routed rule, which the DOCKER-USER chain
+    also_routed (a Docker host; a spec's own also_routed wins), each rule again as a routed rule, which the DOCKER-USER chain
     consults for container ports. Docker rewrites a published port to the container's own port
     (nat PREROUTING) before the packet reaches DOCKER-USER, so that routed rule names the spec's
     container_port where one is given (host port 8001 published from the engine's 8080: the routed
@@ -140,11 +140,12 @@ def wanted(specs, owner, also_routed=False):
     for spec in specs:
         what = spec.get("comment") or ""
         rule_owner = spec.get("owner") or owner
+        routed_too = also_routed if spec.get("also_routed") is None else spec["also_routed"]
         for source in sources(spec):
             rule = Rule(route=bool(spec.get("route")), action=spec.get("action") or "allow", source=source_key(source),
                         port=str(spec["port"]), proto=spec.get("proto") or "tcp", comment=comment_text(rule_owner, what))
             copies = [rule]
-            if also_routed and not rule.route:
+            if routed_too and not rule.route:
                 # Replicas publish different ports from one container port: one routed rule for them all.
                 routed_what = "containers" if spec.get("container_port") else (what + " (containers)").strip()
                 copies.append(rule._replace(route=True, port=str(spec.get("container_port") or rule.port),

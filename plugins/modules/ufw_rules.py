@@ -65,6 +65,11 @@ options:
             published port to this one before the packet is forwarded, so with O(also_routed) the routed
             copy of the rule names this port (the same as O(rules[].port) when not given).
         type: int
+      also_routed:
+        description:
+          - This rule's own O(also_routed), when it is not the call's. SSH's rules in the same call as a
+            Docker host's service rules are not copied for containers.
+        type: bool
   owner:
     description: Who the rules belong to (part of their comment). Owned rules not in O(rules) are deleted when O(purge) is true.
     type: str
@@ -185,6 +190,7 @@ RULE_OPTIONS = {
     "route": dict(type="bool", default=False),
     "container_port": dict(type="int"),
     "owner": dict(type="str"),
+    "also_routed": dict(type="bool"),
 }
 
 

@@ -100,7 +100,8 @@ def test_every_role_task_belongs_to_a_phase():
     ("install", ["node_exporter : Install node exporter", "load_balancer : Install the load balancer",
                  "model_store : Install nfs-ganesha"],
      ["node_exporter : Configure node exporter", "node_exporter : Check that node exporter serves metrics"]),
-    ("configure", ["node_exporter : Configure node exporter", "firewall : Allow SSH",
+    ("configure", ["node_exporter : Configure node exporter",
+                   "firewall : Allow SSH, open the site's ports, set the policies and logging, enable ufw (and at boot)",
                    "ssh_hardening : Write sshd_config (checked by sshd -T before it lands)"],
      ["node_exporter : Install node exporter", "node_exporter : Check that node exporter serves metrics"]),
 ])

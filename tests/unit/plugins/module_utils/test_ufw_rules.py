@@ -131,6 +131,26 @@ def test_docker_hosts_get_each_rule_routed_as_well():
     assert u.wanted([{"port": 9100}], "node exporter", also_routed=True)[1].comment == "llmfleet node exporter: (containers)"
 
 
+def test_ssh_and_the_site_in_one_call_on_a_docker_host():
+    """The firewall role's one call: SSH's rules first (added before the policies land), owned by ssh and
+    not copied for containers; the site's rules routed as well; a converged host needs nothing."""
+    specs = [{"port": "22", "from": ["10.213.9.0/24"], "owner": "ssh", "also_routed": False},
+             {"port": "2222", "action": "limit", "owner": "ssh", "also_routed": False},
+             {"port": "7003", "comment": "t3"}]
+    wants = u.wanted(specs, "site", also_routed=True)
+    assert [(r.route, r.port, r.comment) for r in wants] == [
+        (False, "22", "llmfleet ssh"), (False, "2222", "llmfleet ssh"),
+        (False, "7003", "llmfleet site: t3"), (True, "7003", "llmfleet site: t3 (containers)")]
+    owners = u.owners_of("site", specs)
+    assert owners == ["site", "ssh"]
+    current, _unread = rules()
+    to_delete, to_add = u.plan(current, wants, owners)
+    # ssh's two rules are there; t3 is another owner's rule (llmfleet t3), not deleted by this call.
+    assert [r.port for r in to_add] == ["7003", "7003"] and to_delete == []
+    # A rule's own also_routed wins both ways.
+    assert [r.route for r in u.wanted([{"port": 9100, "also_routed": True}], "x")] == [False, True]
+
+
 def test_a_published_container_port_is_routed_on_the_container_s_own_port():
     specs = [{"port": 8000, "container_port": 8080, "from": ["10.213.9.83"], "comment": "replica 0"},
              {"port": 8001, "container_port": 8080, "from": ["10.213.9.83"], "comment": "replica 1"}]
