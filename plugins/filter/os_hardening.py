@@ -15,10 +15,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.llmfleet.cluster.plugins.module_utils import os_hardening
 
 
-def os_hardening_config_keys(text, settings):
+def os_hardening_config_keys(text, settings, style="space"):
     if not isinstance(settings, dict):
         raise AnsibleFilterError("os_hardening_config_keys: give the settings as a mapping")
-    return os_hardening.config_keys(str(text), dict((str(k), str(v)) for k, v in settings.items()))
+    try:
+        return os_hardening.config_keys(str(text), dict((str(k), str(v)) for k, v in settings.items()), style)
+    except ValueError as exc:
+        raise AnsibleFilterError("os_hardening_config_keys: %s" % exc)
 
 
 def os_hardening_blocked(blocked, allowed):

@@ -52,9 +52,12 @@ DATA_ROLES = ("model_store", "model_weights")
 MODULE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 UMASK_PATTERN = re.compile(r"^0?[0-7]{3}$")
 SETID_BITS = stat.S_ISUID | stat.S_ISGID
-# login.defs lines: an active setting "KEY value", a commented-out one "#KEY value".
-ACTIVE_KEY = re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s")
-COMMENTED_KEY = re.compile(r"^#([A-Z][A-Z0-9_]*)\s")
+# Configuration lines by style: an active setting and a commented-out one - login.defs' "KEY value" and
+# "#KEY value", a shell variables file's (/etc/default/*) KEY=value and #KEY=value.
+KEY_STYLES = {
+    "space": (re.compile(r"^\s*([A-Z][A-Z0-9_]*)\s"), re.compile(r"^#([A-Z][A-Z0-9_]*)\s"), "%s\t%s"),
+    "shell": (re.compile(r"^\s*([A-Z][A-Z0-9_]*)="), re.compile(r"^#([A-Z][A-Z0-9_]*)="), "%s=%s"),
+}
 
 
 def module_key(name):
@@ -164,26 +167,30 @@ def mode_changes(wanted, lines):
     return list(changes.values())
 
 
-def config_keys(text, settings):
-    """`text` (a KEY VALUE file such as login.defs) with each key of `settings` set: its first active
-    line replaced and any later active line of it dropped; a key with no active line replaces its
-    first commented-out setting ("#KEY value", as Debian ships them; prose such as "# KEY is ..." is
-    left alone), or is added at the end."""
+def config_keys(text, settings, style="space"):
+    """`text` (a KEY VALUE file such as login.defs; with style "shell", a KEY=value file such as
+    /etc/default/sysstat) with each key of `settings` set: its first active line replaced and any
+    later active line of it dropped; a key with no active line replaces its first commented-out
+    setting ("#KEY value", as Debian ships them; prose such as "# KEY is ..." is left alone), or is
+    added at the end."""
+    if style not in KEY_STYLES:
+        raise ValueError("style %r is not one of %s" % (style, ", ".join(sorted(KEY_STYLES))))
+    active_key, commented_key, setting = KEY_STYLES[style]
     lines = text.splitlines()
-    active = set(m.group(1) for m in (ACTIVE_KEY.match(line) for line in lines) if m)
+    active = set(m.group(1) for m in (active_key.match(line) for line in lines) if m)
     done, out = set(), []
     for line in lines:
-        match = ACTIVE_KEY.match(line)
-        commented = COMMENTED_KEY.match(line) if not match else None
+        match = active_key.match(line)
+        commented = commented_key.match(line) if not match else None
         key = (match or commented).group(1) if (match or commented) else None
         if key in settings and key not in done and (match or key not in active):
-            out.append("%s\t%s" % (key, settings[key]))
+            out.append(setting % (key, settings[key]))
             done.add(key)
             continue
         if match and key in settings:
             continue
         out.append(line)
-    out.extend("%s\t%s" % (key, value) for key, value in settings.items() if key not in done)
+    out.extend(setting % (key, value) for key, value in settings.items() if key not in done)
     return "\n".join(out) + "\n"
 
 
@@ -229,7 +236,8 @@ def host_state(asked, read_text, stat_path, getent, owner_names):
     """What the role's tasks act on, read in one pass (one module call per host instead of one task per
     look: each look is a round trip, 1.4-2.3 s of a no-op run of the 10-host lab).
 
-    asked: the module's parameters - login_defs (bool), password_accounts (bool), modes ([{path, mode}]),
+    asked: the module's parameters - login_defs (bool), read ([path]: {path: text or None} as texts),
+    password_accounts (bool), modes ([{path, mode}]),
     home_mode (str or None: login homes from getent passwd join modes), setid_paths ([path]),
     loaded_modules (bool), pam (bool). Injected: read_text(path) -> str or None (missing),
     stat_path(path) -> os.stat_result or None (missing), getent(database) -> its text, owner_names(st) ->
@@ -240,6 +248,8 @@ def host_state(asked, read_text, stat_path, getent, owner_names):
         if text is None:
             raise ValueError("/etc/login.defs is missing: the role sets its keys in Debian's file")
         state["login_defs"] = text
+    if asked.get("read"):
+        state["texts"] = dict((path, read_text(path)) for path in asked["read"])
     if asked.get("password_accounts"):
         state["password_accounts"] = password_accounts(parse_getent(getent("shadow")))
     modes = list(asked.get("modes") or [])

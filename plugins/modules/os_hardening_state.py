@@ -25,6 +25,13 @@ options:
     description: Return C(/etc/login.defs) (the role sets its keys in Debian's file).
     type: bool
     default: false
+  read:
+    description:
+      - Files to return as they are, in RV(texts) (null for a file that does not exist), such as
+        C(/etc/default/sysstat), whose keys the role sets in the distribution's file.
+    type: list
+    elements: str
+    default: []
   password_accounts:
     description: Return the accounts other than root that have a password (C(getent shadow)).
     type: bool
@@ -83,6 +90,11 @@ login_defs:
   description: The text of C(/etc/login.defs).
   returned: when O(login_defs) is true
   type: str
+texts:
+  description: Each file of O(read) by its path, its text or null where it does not exist.
+  returned: when O(read) is given
+  type: dict
+  sample: {/etc/default/sysstat: "ENABLED=\"false\"\n"}
 password_accounts:
   description: Accounts other than root whose password is a crypt hash, sorted.
   returned: when O(password_accounts) is true
@@ -147,6 +159,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             login_defs=dict(type="bool", default=False),
+            read=dict(type="list", elements="str", default=[]),
             password_accounts=dict(type="bool", default=False),
             modes=dict(type="list", elements="dict", default=[],
                        options=dict(path=dict(type="str", required=True), mode=dict(type="str", required=True))),

@@ -90,3 +90,11 @@ def test_unattended_upgrades_off_on_model_nodes_only(host):
         patterns = [line for line in host.check_output("apt-config dump").splitlines()
                     if line.startswith("Unattended-Upgrade::Origins-Pattern:: ")]
         assert patterns and all("label=Debian-Security" in line for line in patterns), patterns
+
+
+def test_sysstat_collects(host):
+    # The role sets ENABLED="true" in Debian's /etc/default/sysstat: sa1 (the unit's start, then its timer)
+    # writes the day's figures only when it says so.
+    with host.sudo():
+        assert host.service("sysstat").is_enabled and host.service("sysstat").is_running
+        assert host.check_output("ls /var/log/sysstat").split(), "sysstat wrote no figures"

@@ -192,3 +192,37 @@ def test_the_hosts_state_is_read_in_one_pass_and_only_what_is_asked():
 def test_a_host_without_login_defs_is_named():
     with pytest.raises(ValueError, match="/etc/login.defs is missing"):
         FakeHost({}, {}).state(login_defs=True)
+
+
+# /etc/default/sysstat as Debian 12's sysstat 12.6.1 installs it (read on a lab host).
+SYSSTAT_DEFAULT = """#
+# Default settings for /etc/init.d/sysstat, /etc/cron.d/sysstat
+# and /etc/cron.daily/sysstat files
+#
+
+# Should sadc collect system activity informations? Valid values
+# are "true" and "false". Please do not put other values, they
+# will be overwritten by debconf!
+ENABLED="false"
+
+"""
+
+
+def test_shell_style_keys_are_set_in_place_and_the_rest_kept():
+    text = os_hardening.config_keys(SYSSTAT_DEFAULT, {"ENABLED": '"true"'}, "shell")
+    assert text == SYSSTAT_DEFAULT.replace('ENABLED="false"', 'ENABLED="true"')
+    assert os_hardening.config_keys(text, {"ENABLED": '"true"'}, "shell") == text
+    # A later active line of the key goes, a commented one is used where none is active, a missing one is added.
+    assert os_hardening.config_keys('ENABLED=x\nA=1\nENABLED=y\n', {"ENABLED": '"true"'}, "shell") == 'ENABLED="true"\nA=1\n'
+    assert os_hardening.config_keys('#ENABLED="false"\n', {"ENABLED": '"true"'}, "shell") == 'ENABLED="true"\n'
+    assert os_hardening.config_keys("", {"ENABLED": '"true"'}, "shell") == 'ENABLED="true"\n'
+    # login.defs' style does not take KEY=value lines for its keys.
+    assert os_hardening.config_keys("ENABLED=x\n", {"ENABLED": "1"}) == "ENABLED=x\nENABLED\t1\n"
+    with pytest.raises(ValueError, match="style 'ini' is not one of shell, space"):
+        os_hardening.config_keys("", {}, "ini")
+
+
+def test_files_asked_for_are_returned_as_they_are_or_none():
+    host = FakeHost({"/etc/default/sysstat": SYSSTAT_DEFAULT}, {})
+    assert host.state(read=["/etc/default/sysstat", "/etc/default/gone"]) == {
+        "texts": {"/etc/default/sysstat": SYSSTAT_DEFAULT, "/etc/default/gone": None}}
