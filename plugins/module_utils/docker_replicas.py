@@ -304,11 +304,12 @@ def _all_at_once(jobs):
 
 def reconcile(engine, server, containers, check_mode=False):
     """Bring the server's containers to `containers` (docker_container arguments, each with "name"
-    llmfleet-SERVER-INDEX; [] retires them all).
+    llmfleet-SERVER-INDEX; [] retires them all): reconcile_servers for one server."""
+    return reconcile_servers(engine, [(server, containers)], check_mode=check_mode)
 
-    Returns {"changed", "created", "recreated", "started", "removed", "unchanged", "differences"}
-    (names; differences: {name: [what differs]}). Raises EngineError naming each container that failed
-    (the others went on: a replica that could be brought up is not left down for another's fault)."""
+
+def _plan_server(engine, server, containers, images, result):
+    """What one server's containers need: (down, up, start) lists, its names added to result."""
     pattern = re.compile("^" + re.escape(PREFIX + server) + r"-(\d+)$")
     planned = {}
     for container in containers:
@@ -318,11 +319,9 @@ def reconcile(engine, server, containers, check_mode=False):
                 container.get("name"), server, PREFIX, server))
         planned[int(match.group(1))] = (container["name"], create_body(container))
     existing = engine.containers(server)
-    images = {}
     for _name, body in planned.values():
         if body["Image"] not in images:
             images[body["Image"]] = engine.image(body["Image"])
-    result = {"created": [], "recreated": [], "started": [], "removed": [], "unchanged": [], "differences": {}}
     down, up, start = [], [], []
     for index in sorted(set(existing) - set(planned)):
         result["removed"].append(PREFIX + "%s-%d" % (server, index))
@@ -346,6 +345,31 @@ def reconcile(engine, server, containers, check_mode=False):
             start.append((name, inspected["Id"]))
         else:
             result["unchanged"].append(name)
+    return down, up, start
+
+
+def reconcile_servers(engine, servers, check_mode=False):
+    """Bring each server's containers to its plan: servers is [(server, containers)], containers as
+    docker_container arguments, each with "name" llmfleet-SERVER-INDEX ([] retires them all).
+
+    Every server's changed and retired containers are stopped at once, then every new one started at
+    once: a node serving several models restarts them together (one after the other, a rolling update's
+    zone was out of the pool for each server's stops and starts in turn, and a round trip each).
+    Returns {"changed", "created", "recreated", "started", "removed", "unchanged", "differences"}
+    (container names, unique across servers; differences: {name: [what differs]}). Raises EngineError
+    naming each container that failed (the others went on: a replica that could be brought up is not
+    left down for another's fault). Nothing changes when a server's plan is refused (ValueError) or an
+    image is missing."""
+    names = [server for server, _containers in servers]
+    if len(set(names)) != len(names):
+        raise ValueError("a server is given twice: %s" % ", ".join(sorted(n for n in set(names) if names.count(n) > 1)))
+    result = {"created": [], "recreated": [], "started": [], "removed": [], "unchanged": [], "differences": {}}
+    images, down, up, start = {}, [], [], []
+    for server, containers in servers:
+        server_down, server_up, server_start = _plan_server(engine, server, containers, images, result)
+        down += server_down
+        up += server_up
+        start += server_start
     result["changed"] = bool(down or up or start)
     if check_mode or not result["changed"]:
         return result
@@ -353,7 +377,7 @@ def reconcile(engine, server, containers, check_mode=False):
     if missing:
         raise EngineError("the node lacks the image %s (it is pulled before the replicas run)" % ", ".join(missing))
     # Every old container is gone before a new one starts: a retired replica may hold a port a new one
-    # is planned on (a base port moved).
+    # is planned on (a base port moved, or another server's).
     # One that could not be removed is not recreated (its name is taken); the others still come up, so
     # that a replica already stopped is not left down for another's fault.
     errors = _all_at_once([(c["Name"].lstrip("/"), (lambda c=c: engine.remove(c))) for c in down])

@@ -154,6 +154,47 @@ def test_only_the_servers_own_containers_are_touched(docker):
     assert running(docker) == ["llmfleet-llm-2-0"]
 
 
+def test_several_servers_stop_at_once_then_start_at_once_in_one_call(docker):
+    # A node serving two models: both servers' changed containers stop together, then start together
+    # (one server after the other, a zone was out of the pool for each in turn).
+    servers = [("llm", plan(count=2)), ("gemma", plan(server="gemma", count=1, base_port=8100))]
+    docker_replicas.reconcile_servers(docker_replicas.Engine(docker.request), servers)
+    before = len(docker.mutations())
+    stopping = threading.Barrier(3, timeout=5)
+    docker.hooks[("POST", "stop")] = lambda _ref: stopping.wait()
+    starting = threading.Barrier(3, timeout=5)
+    docker.hooks[("POST", "start")] = lambda _ref: starting.wait()
+    result = docker_replicas.reconcile_servers(
+        docker_replicas.Engine(docker.request),
+        [("llm", plan(count=2, image=NEW_IMAGE)), ("gemma", plan(server="gemma", count=1, base_port=8100, image=NEW_IMAGE))])
+    assert result["recreated"] == ["llmfleet-llm-0", "llmfleet-llm-1", "llmfleet-gemma-0"]
+    assert not stopping.broken and not starting.broken
+    calls = docker.mutations()[before:]
+    last_delete = max(i for i, (m, _p) in enumerate(calls) if m == "DELETE")
+    first_create = min(i for i, (m, p) in enumerate(calls) if p == "/containers/create")
+    assert last_delete < first_create
+    assert running(docker) == ["llmfleet-gemma-0", "llmfleet-llm-0", "llmfleet-llm-1"]
+
+
+def test_a_server_left_alone_in_a_call_for_several_keeps_its_containers(docker):
+    engine = docker_replicas.Engine(docker.request)
+    docker_replicas.reconcile_servers(engine, [("llm", plan()), ("gemma", plan(server="gemma", count=1, base_port=8100))])
+    result = docker_replicas.reconcile_servers(engine, [("llm", plan(image=NEW_IMAGE)),
+                                                        ("gemma", plan(server="gemma", count=1, base_port=8100))])
+    assert result["recreated"] == ["llmfleet-llm-0", "llmfleet-llm-1"] and result["unchanged"] == ["llmfleet-gemma-0"]
+
+
+def test_a_bad_plan_of_one_server_changes_no_server(docker):
+    engine = docker_replicas.Engine(docker.request)
+    docker_replicas.reconcile_servers(engine, [("llm", plan())])
+    before = len(docker.mutations())
+    with pytest.raises(ValueError, match="gemma"):
+        docker_replicas.reconcile_servers(engine, [("llm", plan(image=NEW_IMAGE)), ("gemma", plan(count=1))])
+    with pytest.raises(ValueError, match="given twice: llm"):
+        docker_replicas.reconcile_servers(engine, [("llm", plan(image=NEW_IMAGE)), ("llm", plan())])
+    assert len(docker.mutations()) == before
+
+
 def test_a_stopped_replica_that_matches_is_only_started(docker):
     reconcile(docker, plan())
     next(iter(docker.containers.values()))["State"] = {"Running": False, "Status": "exited"}

@@ -135,3 +135,29 @@ def test_remove_units_in_check_mode_and_without_an_engine(module_runner, tmp_pat
     code, result = module_runner(docker_replicas.main, {"name": "llm", "containers": [], "docker_socket": missing,
                                                         "remove_units": True})
     assert code == 0 and result["changed"] and result["units_retired"] == ["llmfleet-llm-0.service", "llmfleet-llm-1.service"]
+
+
+def test_servers_runs_several_servers_in_one_call_and_retires_each_ones_units(module_runner, engine, native_replicas):
+    docker, path = engine
+    units, systemctl = native_replicas
+    other = [serving.docker_container("llamacpp", IMAGE, "llmfleet-other-0", {"index": 0, "port": 8100, "gpus": []},
+                                      "/srv/models/m.gguf", "m")]
+    args = {"servers": [{"name": "llm", "containers": containers(2)}, {"name": "other", "containers": other}],
+            "docker_socket": path, "remove_units": True}
+    code, result = module_runner(docker_replicas.main, args)
+    assert code == 0 and result["changed"]
+    assert result["created"] == ["llmfleet-llm-0", "llmfleet-llm-1", "llmfleet-other-0"]
+    assert result["units_retired"] == ["llmfleet-llm-0.service", "llmfleet-llm-1.service", "llmfleet-other-0.service"]
+    assert not list(units.iterdir()) and systemctl.active == set()
+    code, result = module_runner(docker_replicas.main, args)
+    assert code == 0 and not result["changed"] and len(result["unchanged"]) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"name": "llm", "servers": [{"name": "llm", "containers": []}]}, "mutually exclusive"),
+    ({"docker_socket": "/none"}, "one of the following is required: name, servers"),
+    ({"name": "llm"}, "parameters are required together: name, containers"),
+])
+def test_a_server_is_given_either_by_name_and_containers_or_in_servers(module_runner, args, message):
+    code, result = module_runner(docker_replicas.main, args)
+    assert code == 1 and message in result["msg"]
