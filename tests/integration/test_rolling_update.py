@@ -391,7 +391,7 @@ LAB_IMAGE = "{{ llmfleet_lab_registry }}/engines/llamacpp:b1"   # inventories/la
 
 
 def image_release_inventory(lab, tmp_path, build):
-    """The lab's release on every node (the context size it runs now) and the container zone's server llm
+    """The lab's release on every node (the context size each model runs now) and the container zone's server llm
     on the engine image `build` of the lab registry (a group_vars file of container_nodes: that group's own
     variables win over model_nodes'). model-c2's second server (gemma) keeps the lab's image, named in its
     entry: that node then runs two images, one server updated and the other left alone."""
@@ -400,10 +400,17 @@ def image_release_inventory(lab, tmp_path, build):
     target = release_inventory(lab, tmp_path, model_server_llamacpp_ctx_size=ctx)
     (target / "group_vars" / "container_nodes" / "zz-release.yml").write_text(json.dumps(
         {"model_server_image": "{{ llmfleet_lab_registry }}/engines/llamacpp:" + build}))
+    # Gemma's own context size, as its record says: after the one-model test it differs from SmolLM2's,
+    # and SmolLM2's for every node took gemma's nodes back (zones a and b updated by this release).
+    gemma_ctx = json.loads(lab.ssh("model-a2", "cat /etc/llmfleet/model_server-gemma.json").stdout)["release"][
+        "model_server_llamacpp_ctx_size"]
+    for node in (n for n in NODES if lab.server_of(n) == "gemma"):
+        path = target / "host_vars" / f"{node}.yml"
+        path.write_text(json.dumps(dict(yaml.safe_load(path.read_text()), model_server_llamacpp_ctx_size=gemma_ctx)))
     c2 = target / "host_vars" / "model-c2.yml"
     host_vars = yaml.safe_load(c2.read_text())
     assert [entry["name"] for entry in host_vars["model_server_servers"]] == ["gemma"], host_vars
-    host_vars["model_server_servers"][0]["image"] = LAB_IMAGE
+    host_vars["model_server_servers"][0].update(image=LAB_IMAGE, llamacpp_ctx_size=gemma_ctx)
     c2.write_text(json.dumps(host_vars))
     return target
 
