@@ -308,16 +308,28 @@ def reconcile(engine, server, containers, check_mode=False):
     return reconcile_servers(engine, [(server, containers)], check_mode=check_mode)
 
 
-def _plan_server(engine, server, containers, images, result):
+def planned_containers(servers):
+    """{server: {index: (name, create body)}} of [(server, containers)]; ValueError for a server given
+    twice or a container not named llmfleet-SERVER-INDEX. The module asks it before it changes anything
+    (the native units it retires first included)."""
+    names = [server for server, _containers in servers]
+    if len(set(names)) != len(names):
+        raise ValueError("a server is given twice: %s" % ", ".join(sorted(n for n in set(names) if names.count(n) > 1)))
+    plans = {}
+    for server, containers in servers:
+        pattern = re.compile("^" + re.escape(PREFIX + server) + r"-(\d+)$")
+        planned = plans[server] = {}
+        for container in containers:
+            match = pattern.match(str(container.get("name", "")))
+            if not match:
+                raise ValueError("container %r: a replica of %s is named %s%s-INDEX" % (
+                    container.get("name"), server, PREFIX, server))
+            planned[int(match.group(1))] = (container["name"], create_body(container))
+    return plans
+
+
+def _plan_server(engine, server, planned, images, result):
     """What one server's containers need: (down, up, start) lists, its names added to result."""
-    pattern = re.compile("^" + re.escape(PREFIX + server) + r"-(\d+)$")
-    planned = {}
-    for container in containers:
-        match = pattern.match(str(container.get("name", "")))
-        if not match:
-            raise ValueError("container %r: a replica of %s is named %s%s-INDEX" % (
-                container.get("name"), server, PREFIX, server))
-        planned[int(match.group(1))] = (container["name"], create_body(container))
     existing = engine.containers(server)
     for _name, body in planned.values():
         if body["Image"] not in images:
@@ -360,13 +372,11 @@ def reconcile_servers(engine, servers, check_mode=False):
     naming each container that failed (the others went on: a replica that could be brought up is not
     left down for another's fault). Nothing changes when a server's plan is refused (ValueError) or an
     image is missing."""
-    names = [server for server, _containers in servers]
-    if len(set(names)) != len(names):
-        raise ValueError("a server is given twice: %s" % ", ".join(sorted(n for n in set(names) if names.count(n) > 1)))
+    plans = planned_containers(servers)
     result = {"created": [], "recreated": [], "started": [], "removed": [], "unchanged": [], "differences": {}}
     images, down, up, start = {}, [], [], []
-    for server, containers in servers:
-        server_down, server_up, server_start = _plan_server(engine, server, containers, images, result)
+    for server, _containers in servers:
+        server_down, server_up, server_start = _plan_server(engine, server, plans[server], images, result)
         down += server_down
         up += server_up
         start += server_start

@@ -183,6 +183,11 @@ def main():
     planned = [c for _name, containers in servers for c in containers]
     empty = dict(changed=False, created=[], recreated=[], started=[], removed=[], unchanged=[], differences={},
                  units_retired=[])
+    try:
+        # Before anything changes, the native units retired first included.
+        docker_replicas.planned_containers(servers)
+    except ValueError as exc:
+        module.fail_json(msg="%s: %s" % (label, to_native(exc)), **empty)
     engine = os.path.exists(path)
     if not engine and planned and not module.check_mode:
         # Before anything changes: the native replicas keep serving.

@@ -161,3 +161,13 @@ def test_servers_runs_several_servers_in_one_call_and_retires_each_ones_units(mo
 def test_a_server_is_given_either_by_name_and_containers_or_in_servers(module_runner, args, message):
     code, result = module_runner(docker_replicas.main, args)
     assert code == 1 and message in result["msg"]
+
+
+def test_a_server_given_twice_is_refused_before_its_units_are_retired(module_runner, engine, native_replicas):
+    _docker, path = engine
+    units, systemctl = native_replicas
+    code, result = module_runner(docker_replicas.main, {
+        "servers": [{"name": "llm", "containers": containers(1)}, {"name": "llm", "containers": []}],
+        "docker_socket": path, "remove_units": True})
+    assert code == 1 and "a server is given twice: llm" in result["msg"]
+    assert len(list(units.iterdir())) == 3 and systemctl.verbs() == []
