@@ -31,13 +31,23 @@ def _wanted(requirement, environment, extras):
 def unmet(requirements, installed, environment, parse):
     """What keeps the installed distributions from satisfying the requirements, dependencies included.
 
-    requirements: PEP 508 strings (as pip takes them). installed: canonical name -> (version, [its
+    requirements: as pip takes them: PEP 508 strings, or a wheel's path or a URL, which only pip can
+    answer for (each a problem, so that pip runs). installed: canonical name -> (version, [its
     Requires-Dist strings]). environment: the interpreter's marker environment. parse: a requirement
     string -> packaging's Requirement (injected: the node's packaging, the controller's in tests).
     Returns one line per problem, in the order found; [] when everything is there at a version pip would
     accept as installed (pre-releases included, as pip compares an installed version)."""
-    problems, seen = [], set()
-    queue = [(parse(text), {""}, None) for text in requirements]
+    problems, seen, queue = [], set(), []
+    for text in requirements:
+        try:
+            requirement = parse(text)
+        except ValueError:   # packaging's InvalidRequirement: a wheel's path, a directory, an option
+            requirement = None
+        if requirement is None or requirement.url:
+            # What such an entry installs is known only to pip, which then runs and decides.
+            problems.append("%s: not a name and version to compare (a path, a URL): pip decides" % text)
+        else:
+            queue.append((requirement, {""}, None))
     while queue:
         requirement, parent_extras, parent = queue.pop(0)
         if not _wanted(requirement, environment, parent_extras):

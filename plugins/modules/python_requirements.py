@@ -19,6 +19,8 @@ description:
     site's package index or links page and resolves every dependency again, also when nothing is missing
     (~1.3 s on a lab node for an engine without dependencies; seconds more for one with a hundred). Run
     this first and C(ansible.builtin.pip) only where RV(satisfied) is false.
+  - A requirement given as a wheel's path or a URL is never satisfied here (only pip knows what it installs), and neither is
+    anything that cannot be compared (a malformed marker or C(Requires-Dist)); the install runs and decides.
   - A virtualenv that does not exist, has no interpreter, or was made from another Python version than the
     one running this module (whose marker environment it evaluates) is not satisfied - the install runs and
     settles it.
@@ -31,7 +33,7 @@ options:
     type: path
     required: true
   requirements:
-    description: Requirements as pip takes them (PEP 508, e.g. C(vllm==0.11.0), C(foo[bar]>=2)).
+    description: Requirements as pip takes them (PEP 508, e.g. C(vllm==0.11.0), C(foo[bar]>=2)), or a wheel's path or a URL.
     type: list
     elements: str
     required: true
@@ -104,8 +106,8 @@ def main():
     }, supports_check_mode=True)
     try:
         problems = look(module.params["virtualenv"], module.params["requirements"])
-    except ValueError as error:   # packaging's InvalidRequirement / InvalidMarker
-        module.fail_json(msg="requirements: %s" % error)
+    except ValueError as error:   # packaging's InvalidMarker, or a distribution's malformed Requires-Dist
+        problems = ["cannot compare: %s" % error]
     module.exit_json(changed=False, satisfied=not problems, unmet=problems)
 
 

@@ -44,6 +44,14 @@ def test_markers_for_another_platform_or_an_extra_not_asked_for_are_left_out():
     assert unmet(['other; python_version < "3"'], installed) == []
 
 
+def test_a_path_or_url_is_left_to_pip():
+    installed = {"vllm": ("0.11.0", [])}
+    assert unmet(["/srv/wheels/vllm-0.11.0-cp38-abi3-manylinux1_x86_64.whl", "vllm @ https://mirror.example/vllm.whl",
+                  "vllm==0.11.0"], installed) == [
+        "/srv/wheels/vllm-0.11.0-cp38-abi3-manylinux1_x86_64.whl: not a name and version to compare (a path, a URL): pip decides",
+        "vllm @ https://mirror.example/vllm.whl: not a name and version to compare (a path, a URL): pip decides"]
+
+
 def test_an_installed_pre_release_satisfies_as_pip_finds_it():
     assert unmet(["engine>=1.0"], {"engine": ("1.1rc1", [])}) == []
 

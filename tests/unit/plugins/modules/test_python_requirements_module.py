@@ -9,11 +9,13 @@ from ansible_collections.llmfleet.cluster.plugins.modules import python_requirem
 
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory):
-    """A virtualenv of this interpreter, without pip, holding two distributions' metadata."""
+    """A virtualenv of this interpreter, without pip, holding three distributions' metadata (one with a
+    malformed Requires-Dist)."""
     path = tmp_path_factory.mktemp("venv") / "engine"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     site = path / "lib" / ("python%d.%d" % sys.version_info[:2]) / "site-packages"
-    for name, version, requires in (("Engine_Core", "1.2.0", ["helper>=2"]), ("helper", "2.1", [])):
+    for name, version, requires in (("Engine_Core", "1.2.0", ["helper>=2"]), ("helper", "2.1", []),
+                                    ("broken", "1.0", ["helper ==="])):
         info = site / ("%s-%s.dist-info" % (name, version))
         info.mkdir(parents=True)
         lines = ["Metadata-Version: 2.1", "Name: " + name, "Version: " + version]
@@ -45,6 +47,8 @@ def test_a_missing_or_foreign_virtualenv_is_not_satisfied(module_runner, venv, t
     assert code == 0 and not result["satisfied"] and "made with Python 2.7" in result["unmet"][0]
 
 
-def test_a_requirement_that_does_not_parse_fails_the_task(module_runner, venv):
+def test_what_cannot_be_compared_is_not_satisfied_and_left_to_pip(module_runner, venv):
     code, result = module_runner(python_requirements.main, {"virtualenv": str(venv), "requirements": ["engine ==="]})
-    assert code == 1 and result["failed"] and result["msg"].startswith("requirements: ")
+    assert code == 0 and not result["satisfied"] and result["unmet"][0].endswith("pip decides")
+    code, result = module_runner(python_requirements.main, {"virtualenv": str(venv), "requirements": ["broken"]})
+    assert code == 0 and not result["satisfied"] and result["unmet"][0].startswith("cannot compare: ")
