@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import jinja2
 import jinja2.nodes
 
+from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
@@ -37,6 +38,18 @@ ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 # (Not inventory_dir: hosts from two inventory sources have two.)
 FLEET_WIDE = frozenset(("groups", "hostvars", "lookup", "query", "q", "omit", "playbook_dir"))
 MISSING = object()
+INTERRUPT_CALLBACK = "llmfleet.cluster.interrupt"
+
+
+def interrupt_warning(callbacks_enabled):
+    """A rolling update run without the callback that honours a Ctrl-C ansible-core lost
+    (plugins/callback/interrupt.py): said before anything is drained, the run goes on."""
+    if INTERRUPT_CALLBACK in (callbacks_enabled or []):
+        return None
+    return ("callback %s is not enabled: ansible-core can lose a Ctrl-C (Python drops its KeyboardInterrupt when "
+            "the signal lands while a worker is forked), and an update interrupted then runs on through every zone. "
+            "Add callbacks_enabled = %s to the [defaults] section of ansible.cfg, or set ANSIBLE_CALLBACKS_ENABLED"
+            % (INTERRUPT_CALLBACK, INTERRUPT_CALLBACK))
 
 
 class _Evaluator(object):
@@ -215,6 +228,8 @@ class ActionModule(ActionBase):
             problems.append(capacity)
         elif capacity:
             warnings.append(capacity)
+        if args.get("rolling_update", False) and interrupt_warning(C.CALLBACKS_ENABLED):
+            warnings.append(interrupt_warning(C.CALLBACKS_ENABLED))
         # The same resolved values, as what other roles need to know of each host (playbooks/validate.yml
         # publishes it as llmfleet_fleet).
         result["fleet"] = fleet_plan.fleet_plan(resolved)

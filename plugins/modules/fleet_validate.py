@@ -44,6 +44,8 @@ options:
       - The run is a rolling update. A zone layout in which taking some zone out would leave fewer
         replicas than C(rolling_update_min_healthy_replicas) / C(_fraction) require is an error.
         Otherwise it is a warning (site.yml can still deploy it; the update would refuse every zone).
+      - The run is also warned when the callback C(llmfleet.cluster.interrupt) is not enabled,
+        since a Ctrl-C that ansible-core loses would then let the update run on.
     type: bool
     default: false
 author: llmfleet maintainers (@llmfleet)

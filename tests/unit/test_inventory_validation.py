@@ -233,3 +233,21 @@ def test_the_fleet_plan_gives_prometheus_each_roles_own_endpoints_and_no_restate
     assert jobs["prometheus"]["static_configs"][0]["labels"] == {"instance": "infra1", "zone": "zone-c"}
     assert {c["labels"]["host"] for c in jobs["model_replicas"]["static_configs"]} == {
         "gpu-a1", "gpu-a2", "gpu-b1", "gpu-b2", "gpu-c1", "gpu-c2"}
+
+
+@pytest.mark.parametrize("callbacks,warned", [(None, False), ("ansible.posix.profile_roles", True)])
+def test_a_rolling_update_without_the_interrupt_callback_is_warned(tmp_path, callbacks, warned):
+    """Without llmfleet.cluster.interrupt a Ctrl-C that ansible-core loses lets the update run on
+    (tests/unit/plugins/callback/test_interrupt.py): the update's validation says so and goes on; the
+    repository's ansible.cfg enables the callback. site.yml's validation does not warn."""
+    inventory = inventory_with(tmp_path, {})
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
+    if callbacks:
+        env["ANSIBLE_CALLBACKS_ENABLED"] = callbacks
+    for rolling_update in (True, False):
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/validate.yml",
+                               "-e", json.dumps({"llmfleet_validate_rolling_update": rolling_update})], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        said = "callback llmfleet.cluster.interrupt is not enabled" in proc.stdout + proc.stderr
+        assert said == (warned and rolling_update), (proc.stdout + proc.stderr)[-2000:]
