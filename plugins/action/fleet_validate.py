@@ -26,6 +26,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.llmfleet.cluster.plugins.callback.interrupt import CallbackModule as InterruptCallback
 from ansible_collections.llmfleet.cluster.plugins.module_utils import fleet_plan, fleet_validation
 
 display = Display()
@@ -38,7 +39,7 @@ ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path
 # (Not inventory_dir: hosts from two inventory sources have two.)
 FLEET_WIDE = frozenset(("groups", "hostvars", "lookup", "query", "q", "omit", "playbook_dir"))
 MISSING = object()
-INTERRUPT_CALLBACK = "llmfleet.cluster.interrupt"
+INTERRUPT_CALLBACK = InterruptCallback.CALLBACK_NAME
 
 
 def interrupt_warning(callbacks_enabled):
@@ -228,8 +229,9 @@ class ActionModule(ActionBase):
             problems.append(capacity)
         elif capacity:
             warnings.append(capacity)
-        if args.get("rolling_update", False) and interrupt_warning(C.CALLBACKS_ENABLED):
-            warnings.append(interrupt_warning(C.CALLBACKS_ENABLED))
+        interrupt = interrupt_warning(C.CALLBACKS_ENABLED) if args.get("rolling_update", False) else None
+        if interrupt:
+            warnings.append(interrupt)
         # The same resolved values, as what other roles need to know of each host (playbooks/validate.yml
         # publishes it as llmfleet_fleet).
         result["fleet"] = fleet_plan.fleet_plan(resolved)
