@@ -54,9 +54,9 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def haproxy_stat(lab, lb="lb1"):
-    """{server: {"status", "stot", "scur"}} from the runtime API (show stat CSV)."""
-    proc = lab.ssh(lb, "echo 'show stat' | sudo -n socat stdio /run/haproxy/admin.sock")
+def haproxy_stat(lab, lb="lb1", shared=False):
+    """{server: {"status", "stot", "scur"}} from the runtime API (show stat CSV); shared: see Lab.ssh."""
+    proc = lab.ssh(lb, "echo 'show stat' | sudo -n socat stdio /run/haproxy/admin.sock", shared=shared)
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.strip().splitlines()
     names = header.lstrip("# ").split(",")

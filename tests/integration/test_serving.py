@@ -211,7 +211,7 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
         assert kill.returncode == 0, kill.stderr
         down_at = None
         while time.monotonic() - killed_at < 20:
-            if haproxy_stat(lab)[victim]["status"].startswith("DOWN"):
+            if haproxy_stat(lab, shared=True)[victim]["status"].startswith("DOWN"):
                 down_at = time.monotonic()
                 break
             time.sleep(0.2)
@@ -221,7 +221,7 @@ def test_killed_replica_leaves_the_pool_and_returns(apis, converged_lab):
     # Back in the pool: systemd starts it again (RestartSec=5), the checks bring it UP (rise 2).
     up_at = None
     while time.monotonic() - down_at < 60:
-        if haproxy_stat(lab)[victim]["status"] == "UP":
+        if haproxy_stat(lab, shared=True)[victim]["status"] == "UP":
             up_at = time.monotonic()
             break
         time.sleep(0.5)
@@ -268,7 +268,7 @@ def test_stopped_replica_is_taken_out_by_its_fault_agent_and_returns(apis, conve
         down_at, reason = None, ""
         try:
             while time.monotonic() - stopped_at < 15:
-                stat = haproxy_stat(lab)[victim]
+                stat = haproxy_stat(lab, shared=True)[victim]
                 if stat["status"].startswith("DOWN"):
                     down_at, reason = time.monotonic(), stat["last_agt"]
                     break
@@ -281,7 +281,7 @@ def test_stopped_replica_is_taken_out_by_its_fault_agent_and_returns(apis, conve
         assert down_at is not None, "HAProxy never marked the stopped replica DOWN"
         up_at = None
         while time.monotonic() - resumed_at < 20:
-            if haproxy_stat(lab)[victim]["status"] == "UP":
+            if haproxy_stat(lab, shared=True)[victim]["status"] == "UP":
                 up_at = time.monotonic()
                 break
             time.sleep(0.3)

@@ -65,7 +65,7 @@ def drill(lab, apis, name):
                 proc = replicas(lab, node, "stop")
                 assert proc.returncode == 0, proc.stderr
             while time.monotonic() - stopped_at < 45:
-                stats = haproxy_stat(lab)
+                stats = haproxy_stat(lab, shared=True)
                 if all(stats[s]["status"].startswith("DOWN") for s in servers):
                     out_at = time.monotonic()
                     break
@@ -85,7 +85,7 @@ def drill(lab, apis, name):
     assert out_at is not None, "HAProxy never had the whole zone out"
     # Back before the next tests: every server of the zone UP again.
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not all(haproxy_stat(lab)[s]["status"] == "UP" for s in servers):
+    while time.monotonic() < deadline and not all(haproxy_stat(lab, shared=True)[s]["status"] == "UP" for s in servers):
         time.sleep(1)
     assert all(haproxy_stat(lab)[s]["status"] == "UP" for s in servers), "the zone did not come back"
     time.sleep(6)  # nginx: its fail_timeout (5 s) passes, it tries the zone again

@@ -25,6 +25,7 @@ Stdlib only: it runs with the node's python3. Installed by llmfleet.cluster.faul
 
 import argparse
 import collections
+import http.client
 import json
 import os
 import re
@@ -35,6 +36,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 # Per engine: the gauges of requests being generated now, and the counters that grow while they
@@ -231,11 +233,30 @@ def parse_remapped_rows(text):
 
 # ------------------------------------------------------------------ the node, behind one object
 
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket: the Docker Engine API on dockerd's socket."""
+
+    def __init__(self, socket_path, timeout):
+        http.client.HTTPConnection.__init__(self, "localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
 class Node:
     """What the agent reads from the node. Tests pass their own object with the same methods."""
 
-    def __init__(self, timeout):
+    def __init__(self, timeout, docker_socket="/var/run/docker.sock"):
         self.timeout = timeout
+        self.docker_socket = docker_socket
         self.kmsg = None
         self.kmsg_error = ""
 
@@ -279,17 +300,37 @@ class Node:
             restarts = props.get("NRestarts", "")
             return {"pids": pids, "restarts": int(restarts) if restarts.isdigit() else None,
                     "active": props.get("ActiveState") == "active", "run": props.get("InvocationID", "")}
-        rc, out, _err = self.run(["docker", "inspect", "--format",
-                                  "{{.State.Pid}} {{.RestartCount}} {{.State.Running}} {{.Id}} {{.State.StartedAt}}", name])
-        fields = out.split() if rc == 0 else []
-        if len(fields) < 4:
+        found = self.container(name)
+        state = found.get("State") or {}
+        cid = found.get("Id") or ""
+        if not cid:
             return {"pids": [], "restarts": None, "active": False}
-        cid = fields[3]
         pids = self.cgroup_pids(["/system.slice/docker-%s.scope" % cid, "/docker/%s" % cid])
-        if not pids and fields[0].isdigit() and int(fields[0]) > 0:
-            pids = [int(fields[0])]
-        return {"pids": pids, "restarts": int(fields[1]) if fields[1].isdigit() else None,
-                "active": fields[2] == "true", "run": " ".join(fields[3:5])}
+        main = state.get("Pid")
+        if not pids and isinstance(main, int) and main > 0:
+            pids = [main]
+        restarts = found.get("RestartCount")
+        return {"pids": pids, "restarts": restarts if isinstance(restarts, int) else None,
+                "active": state.get("Running") is True, "run": "%s %s" % (cid, state.get("StartedAt") or "")}
+
+    def container(self, name):
+        """What dockerd holds about a container (GET /containers/NAME/json), {} when it is not there or
+        dockerd does not answer. Asked over dockerd's socket: `docker inspect`, a Go program started for
+        every container every second, took ~37 ms of CPU each time (measured on a lab node), more than
+        the rest of the agent; a request on the socket takes ~1 ms."""
+        connection = UnixHTTPConnection(self.docker_socket, self.timeout)
+        try:
+            connection.request("GET", "/containers/%s/json" % urllib.parse.quote(name, safe=""))
+            answer = connection.getresponse()
+            body = answer.read()
+            if answer.status != 200:
+                return {}
+            found = json.loads(body.decode("utf-8"))
+            return found if isinstance(found, dict) else {}
+        except (OSError, http.client.HTTPException, ValueError):
+            return {}
+        finally:
+            connection.close()
 
     @staticmethod
     def cgroup_pids(groups):

@@ -3,10 +3,13 @@ observations on an injected clock, its parsers against real outputs, its configu
 its TCP protocol on a real socket. On a real node: tests/integration (SIGSTOP under load) and, on a
 GPU machine, scripts/gpu-verify (nvidia-smi and the kernel log for real)."""
 
+import http.server
 import importlib.util
 import json
 import socket
+import socketserver
 import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -389,20 +392,88 @@ def test_labels_with_escaped_quotes_parse():
     assert agent_mod.parse_samples(text, "m") == [({"a": 'x\\"y', "b": "2"}, 3.0)]
 
 
-def test_a_units_run_is_read_from_systemd_and_docker():
-    """The real Node's reading of a unit and a container (their commands answered here): the run that
-    tells a deliberate start from an automatic restart is systemd's InvocationID, a container's id and
-    start time."""
-    answers = {
-        "systemctl": "MainPID=42\nNRestarts=3\nActiveState=active\nControlGroup=\nInvocationID=5f0c\n",
-        "docker": "77 2 true 9abc 2026-12-05T21:42:08.1Z\n",
-    }
+class DockerAPIHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.paths.append(self.path)
+        name = urllib.parse.unquote(self.path[len("/containers/"):-len("/json")])
+        found = self.server.containers.get(name)
+        body = json.dumps(found if found else {"message": "No such container: %s" % name}).encode()
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
+    def address_string(self):
+        return "docker.sock"
+
+    def log_message(self, *args):  # pylint: disable=arguments-differ
+        pass
+
+
+class DockerAPI(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """dockerd's socket as the agent sees it: GET /containers/NAME/json answers what `containers` holds
+    for NAME (trimmed from a real answer of Docker 20.10 on a lab node), 404 for any other name."""
+    daemon_threads = True
+
+    def __init__(self, path, containers):
+        self.containers, self.paths = containers, []
+        socketserver.UnixStreamServer.__init__(self, str(path), DockerAPIHandler)
+
+
+def test_a_units_run_is_read_from_systemd_and_docker(tmp_path):
+    """The real Node's reading of a unit (systemctl's answer given here) and of a container (from a
+    real HTTP server on a unix socket, as dockerd answers): the run that tells a deliberate start from
+    an automatic restart is systemd's InvocationID, a container's id and start time."""
     class Canned(agent_mod.Node):
         def run(self, args):
-            return 0, answers[args[0]], ""
+            assert args[0] == "systemctl", args
+            return 0, "MainPID=42\nNRestarts=3\nActiveState=active\nControlGroup=\nInvocationID=5f0c\n", ""
 
-    node = Canned(timeout=1)
-    assert node.unit("systemd", "llmfleet-llm-0.service") == {"pids": [42], "restarts": 3, "active": True, "run": "5f0c"}
-    assert node.unit("docker", "llmfleet-llm-0") == {"pids": [77], "restarts": 2, "active": True,
-                                                     "run": "9abc 2026-12-05T21:42:08.1Z"}
+    container = {"Id": "9abc", "RestartCount": 2, "Name": "/llmfleet-llm-0",
+                 "State": {"Status": "running", "Running": True, "Pid": 77, "StartedAt": "2026-12-05T21:42:08.1Z"}}
+    api = DockerAPI(tmp_path / "docker.sock", {"llmfleet-llm-0": container})
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    try:
+        node = Canned(timeout=1, docker_socket=str(tmp_path / "docker.sock"))
+        assert node.unit("systemd", "llmfleet-llm-0.service") == {"pids": [42], "restarts": 3, "active": True,
+                                                                  "run": "5f0c"}
+        assert node.unit("docker", "llmfleet-llm-0") == {"pids": [77], "restarts": 2, "active": True,
+                                                         "run": "9abc 2026-12-05T21:42:08.1Z"}
+        # A container that is not there (404), and a name that needs quoting in the path.
+        assert node.unit("docker", "llmfleet-gone") == {"pids": [], "restarts": None, "active": False}
+        assert node.unit("docker", "a b/c") == {"pids": [], "restarts": None, "active": False}
+        assert api.paths == ["/containers/llmfleet-llm-0/json", "/containers/llmfleet-gone/json",
+                             "/containers/a%20b%2Fc/json"]
+        # A stopped container: known, not running, its last run kept.
+        container["State"].update(Running=False, Pid=0, Status="exited")
+        assert node.unit("docker", "llmfleet-llm-0") == {"pids": [], "restarts": 2, "active": False,
+                                                         "run": "9abc 2026-12-05T21:42:08.1Z"}
+    finally:
+        api.shutdown()
+        api.server_close()
+
+
+def test_a_container_is_not_active_when_dockerd_does_not_answer(tmp_path):
+    """No socket (dockerd stopped or not installed), or a peer that answers no HTTP: the replica is not
+    active, and the agent goes on (no exception out of its probe)."""
+    node = agent_mod.Node(timeout=0.5, docker_socket=str(tmp_path / "absent.sock"))
+    assert node.unit("docker", "llmfleet-llm-0") == {"pids": [], "restarts": None, "active": False}
+
+    path = tmp_path / "mute.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def garbage():
+        peer, _address = server.accept()
+        peer.recv(4096)
+        peer.sendall(b"not http at all\r\n\r\n")
+        peer.close()
+
+    threading.Thread(target=garbage, daemon=True).start()
+    try:
+        node = agent_mod.Node(timeout=0.5, docker_socket=str(path))
+        assert node.unit("docker", "llmfleet-llm-0") == {"pids": [], "restarts": None, "active": False}
+    finally:
+        server.close()

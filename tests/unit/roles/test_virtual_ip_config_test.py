@@ -21,7 +21,7 @@ def rendered():
         ansible_managed="managed", inventory_hostname="lb1", virtual_ip_check_user="llmfleet-vrrp",
         virtual_ip_check_interval=1, virtual_ip_check_fall=2, virtual_ip_check_rise=2, virtual_ip_advert_interval=1,
         virtual_ip_down_adverts=2, virtual_ip_preempt=False, virtual_ip_preempt_delay=0, virtual_ip_auth_pass="s3cret",
-        __virtual_ip_check_program="/usr/local/lib/llmfleet/llmfleet_vip_check.py", __virtual_ip_lb={"local_port": 8405},
+        __virtual_ip_lb={"local_port": 8405},
         __virtual_ip_interface="eth0", __virtual_ip_source="10.0.2.5",
         __virtual_ip_group={"address": "10.0.2.250", "prefix": 24, "router_id": 250, "priority": 250,
                             "peers": ["10.0.2.7"]})
@@ -45,7 +45,7 @@ def test_the_file_is_checked_without_its_script_blocks_and_nothing_else_changed(
     assert "vrrp_script llmfleet_lb {" in text and "track_script {" in text
     proc, seen = check(tmp_path, text)
     assert proc.returncode == 0, proc.stderr
-    assert "vrrp_script" not in seen and "track_script" not in seen and "llmfleet_vip_check" not in seen
+    assert "vrrp_script" not in seen and "track_script" not in seen and "/usr/bin/curl" not in seen
     # Everything else as rendered: the global section, the instance, its peers, password and VIP.
     kept = [line for line in text.splitlines() if line not in seen.splitlines()]
     assert all("script" in line or "interval" in line or "timeout" in line or "fall" in line or "rise" in line
